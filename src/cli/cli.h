@@ -1,0 +1,22 @@
+/*
+ * Subcommands of the tegami binary. Each takes the arguments after its
+ * name (argv[0] is the subcommand itself) and returns the process exit
+ * status: 0 on success, 1 on an error it has already reported on stderr,
+ * 2 on a usage error.
+ */
+#ifndef TEGAMI_CLI_H
+#define TEGAMI_CLI_H
+
+#include "core/config.h"
+
+/* tegami init --dir DIR --domain DOMAIN [--hostname H] [--listen A]
+ *             [--port-base N] [--user U] */
+int cli_init(int argc, char **argv);
+/* tegami -c CONF user add ADDRESS [--password-stdin] | del ADDRESS | list */
+int cli_user(const struct tegami_config *cfg, int argc, char **argv);
+/* tegami -c CONF alias add ALIAS TARGET... | del ALIAS | list */
+int cli_alias(const struct tegami_config *cfg, int argc, char **argv);
+/* tegami -c CONF serve [--verbose] */
+int cli_serve(struct tegami_config *cfg, int argc, char **argv);
+
+#endif

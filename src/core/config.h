@@ -1,0 +1,88 @@
+/*
+ * tegami.conf: "key = value" lines, "#" comments, one setting a line. Every
+ * setting has a type, a default and bounds in one table (config.c), which
+ * also writes the commented sample that `tegami init` installs and the
+ * reference docs/config.md. Errors name the file and the line.
+ */
+#ifndef TEGAMI_CONFIG_H
+#define TEGAMI_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_DOMAINS_MAX 256
+
+struct tegami_config {
+	char *path;		/* the file this was read from */
+	char *state_dir;	/* state_dir, default: the file's directory */
+	char *hostname;		/* hostname: banner, Received:, EHLO */
+	char *domains[CONFIG_DOMAINS_MAX];	/* domains: lowercased */
+	size_t n_domains;
+	char *listen;		/* listen: one IPv4/IPv6 address */
+	unsigned port_base;	/* port_base: 0 = standard ports */
+	char *user;		/* user: unprivileged account, "tegami" */
+	unsigned workers;	/* workers: front processes, 0 = one per core */
+	unsigned disk_threads;	/* disk_threads: group-commit threads */
+
+	uint64_t message_size_limit;	/* bytes */
+	unsigned recipient_limit;	/* per message */
+	unsigned max_connections;	/* per server, all workers together */
+	unsigned max_connections_per_ip;
+	unsigned smtp_error_limit;	/* errors per session before 421 */
+	unsigned smtp_greeting_delay_ms;	/* wait for early talkers */
+	unsigned smtp_timeout_command;	/* seconds, RFC 5321 4.5.3.2.7 */
+	unsigned smtp_timeout_data_block;	/* seconds, 4.5.3.2.5 */
+	unsigned smtp_data_deadline;	/* seconds for a whole DATA/BDAT */
+	unsigned shutdown_grace;	/* seconds to finish transactions */
+	unsigned alias_depth_max;	/* nested alias expansion limit */
+	uint64_t min_free_space;	/* bytes free in state_dir for MAIL */
+};
+
+/*
+ * Reads and checks the file. On success returns 0 and *cfg_r (free with
+ * config_free). On error returns -1 and writes "FILE:LINE: what is wrong"
+ * (or "FILE: what" when not about a line) into err. An unknown key, a
+ * repeated key, a bad value or one out of bounds are all errors.
+ */
+int config_load(const char *path, struct tegami_config **cfg_r, char *err,
+    size_t errsize);
+
+/*
+ * Parses config text held in memory (for tests and fuzzing); name is used
+ * in error messages. state_dir defaults to the directory of name.
+ */
+int config_parse(const char *name, const char *text, size_t len,
+    struct tegami_config **cfg_r, char *err, size_t errsize);
+
+/* Frees *cfgp and sets it to NULL; NULL is allowed. */
+void config_free(struct tegami_config **cfgp);
+
+/* Values `tegami init` puts in the sample instead of the defaults. */
+struct config_init_values {
+	const char *domain;
+	const char *hostname;
+	const char *listen;	/* NULL: the default */
+	unsigned port_base;
+};
+
+/*
+ * Writes the whole commented configuration: every key with its
+ * documentation, type, bounds and default; the init values set, all others
+ * commented out at their defaults. Returns 0 or -1 on a write error.
+ */
+int config_write_sample(FILE *f, const struct config_init_values *values);
+
+/* Writes docs/config.md, the reference table, in Markdown. */
+int config_write_reference(FILE *f);
+
+/* True when domain (any case) is one of cfg->domains. */
+bool config_is_local_domain(const struct tegami_config *cfg,
+    const char *domain);
+
+/* The port of a service: port_base + standard port, or the standard port. */
+unsigned config_service_port(const struct tegami_config *cfg,
+    unsigned standard_port);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * tegami: one mail server binary. Dispatches to the subcommands in src/cli;
+ * every subcommand except init reads the config file given with -c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+
+#define TEGAMI_DEFAULT_CONFIG "/etc/tegami/tegami.conf"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: tegami init --dir DIR --domain DOMAIN [--hostname HOST]\n"
+	    "                   [--listen ADDR] [--port-base N] [--user USER]\n"
+	    "       tegami [-c CONF] serve [--verbose]\n"
+	    "       tegami [-c CONF] user add ADDRESS [--password-stdin]\n"
+	    "       tegami [-c CONF] user del ADDRESS\n"
+	    "       tegami [-c CONF] user list\n"
+	    "       tegami [-c CONF] alias add ALIAS TARGET...\n"
+	    "       tegami [-c CONF] alias del ALIAS\n"
+	    "       tegami [-c CONF] alias list\n"
+	    "       tegami [-c CONF] config check\n"
+	    "The default CONF is " TEGAMI_DEFAULT_CONFIG ".\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf_path = TEGAMI_DEFAULT_CONFIG;
+	struct tegami_config *cfg = NULL;
+	char err[1024];
+	const char *cmd;
+	int i = 1, status;
+
+	if (i < argc && strcmp(argv[i], "-c") == 0) {
+		if (i + 1 >= argc) {
+			usage(stderr);
+			return 2;
+		}
+		conf_path = argv[i + 1];
+		i += 2;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[i];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "init") == 0)
+		return cli_init(argc - i, argv + i);
+
+	if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "user") != 0 &&
+	    strcmp(cmd, "alias") != 0 && strcmp(cmd, "config") != 0) {
+		fprintf(stderr, "tegami: unknown command \"%s\"\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	if (config_load(conf_path, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "tegami: %s\n", err);
+		return 1;
+	}
+	if (strcmp(cmd, "serve") == 0)
+		status = cli_serve(cfg, argc - i, argv + i);
+	else if (strcmp(cmd, "user") == 0)
+		status = cli_user(cfg, argc - i, argv + i);
+	else if (strcmp(cmd, "alias") == 0)
+		status = cli_alias(cfg, argc - i, argv + i);
+	else if (i + 1 < argc && strcmp(argv[i + 1], "check") == 0) {
+		printf("%s: ok\n", cfg->path);
+		status = 0;
+	} else {
+		usage(stderr);
+		status = 2;
+	}
+	config_free(&cfg);
+	return status;
+}
