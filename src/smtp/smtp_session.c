@@ -1,1 +1,1134 @@
-/* placeholder: being written */
+/*
+ * SMTP server session: RFC 5321 commands, RFC 2920 PIPELINING, RFC 1870
+ * SIZE, RFC 6152 8BITMIME, RFC 2034 ENHANCEDSTATUSCODES, RFC 6531
+ * SMTPUTF8 and RFC 3030 CHUNKING. One state variable, one command table;
+ * parsing lives in smtp_parse.c, content checks in smtp_data.c, and the
+ * disk work in store/commit.c.
+ */
+#include "smtp/smtp_session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "auth/recipient.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "net/conn_limit.h"
+#include "net/io.h"
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_parse.h"
+#include "smtp/smtp_received.h"
+#include "smtp/smtp_server.h"
+#include "store/commit.h"
+#include "store/maildir.h"
+
+#define SMTP_INPUT_MAX (256 * 1024)	/* buffered from the peer, at most */
+#define SMTP_SPOOL_BUFFER 65536		/* decoded bytes batched per write */
+#define SMTP_HELO_MAX 256
+
+enum smtp_state {
+	SMTP_STATE_GREETING,	/* waiting out the greeting delay */
+	SMTP_STATE_COMMAND,	/* reading command lines */
+	SMTP_STATE_DATA,	/* reading DATA content up to CRLF.CRLF */
+	SMTP_STATE_BDAT,	/* reading a BDAT chunk */
+	SMTP_STATE_COMMIT,	/* the disk threads hold our message */
+	SMTP_STATE_CLOSING,	/* flushing the last reply */
+};
+
+static const char *const smtp_state_names[] = {
+	"greeting", "command", "data", "bdat", "commit", "closing",
+};
+
+struct smtp_session {
+	TAILQ_ENTRY(smtp_session) entry;
+	struct smtp_server *srv;
+	struct io *io;
+	struct sockaddr_storage peer;
+	char id[17];
+	enum smtp_state state;
+	struct event *timer;		/* greeting delay, DATA deadline */
+	unsigned errors;
+	bool esmtp;
+	char helo[SMTP_HELO_MAX];
+	bool shutdown_after_txn;	/* server is stopping */
+	bool dead;			/* peer gone while committing */
+
+	/* The transaction. */
+	bool mail_seen;
+	struct smtp_mail_params mail;
+	char from[SMTP_PATH_MAX + 1];	/* formatted, "" for <> */
+	struct recipient_list rcpts;	/* resolved destinations */
+	char **rcpt_given;		/* as the client wrote them */
+	size_t n_rcpt_given;
+	char queue_id[17];
+
+	/* The message being received. */
+	bool bdat_started;		/* CHUNKING transaction */
+	bool bdat_discard;		/* chunk bytes are thrown away */
+	bool bdat_last;
+	uint64_t bdat_remaining;
+	const char *bdat_error;		/* reply owed after the chunk */
+	bool bdat_close;		/* close after the chunk's reply */
+	struct smtp_data_decoder dec;
+	int spool_fd;
+	char spool_path[PATH_MAX];
+	uint64_t header_size;		/* Return-Path and Received */
+	uint64_t message_size;		/* the client's octets, decoded */
+	bool too_big;
+	int write_errno;
+	char *wbuf;
+	size_t wlen;
+	char *scratch;			/* decoder output */
+};
+
+/* Command flags, in the manner of Postfix's and OpenSMTPD's tables. */
+#define CMD_NEEDS_HELO		0x01	/* 503 before HELO/EHLO */
+#define CMD_LAST_IN_GROUP	0x02	/* RFC 2920 3.1: no input may follow */
+
+struct smtp_command_entry {
+	enum smtp_verb verb;
+	unsigned flags;
+	void (*handler)(struct smtp_session *s, const char *args, size_t len);
+};
+
+static void smtp_do_helo(struct smtp_session *, const char *, size_t);
+static void smtp_do_ehlo(struct smtp_session *, const char *, size_t);
+static void smtp_do_mail(struct smtp_session *, const char *, size_t);
+static void smtp_do_rcpt(struct smtp_session *, const char *, size_t);
+static void smtp_do_data(struct smtp_session *, const char *, size_t);
+static void smtp_do_bdat(struct smtp_session *, const char *, size_t);
+static void smtp_do_rset(struct smtp_session *, const char *, size_t);
+static void smtp_do_noop(struct smtp_session *, const char *, size_t);
+static void smtp_do_quit(struct smtp_session *, const char *, size_t);
+static void smtp_do_help(struct smtp_session *, const char *, size_t);
+static void smtp_do_vrfy(struct smtp_session *, const char *, size_t);
+static void smtp_do_expn(struct smtp_session *, const char *, size_t);
+static void smtp_do_starttls(struct smtp_session *, const char *, size_t);
+static void smtp_do_auth(struct smtp_session *, const char *, size_t);
+
+static const struct smtp_command_entry smtp_commands[] = {
+	{ SMTP_VERB_HELO, CMD_LAST_IN_GROUP, smtp_do_helo },
+	{ SMTP_VERB_EHLO, CMD_LAST_IN_GROUP, smtp_do_ehlo },
+	{ SMTP_VERB_MAIL, CMD_NEEDS_HELO, smtp_do_mail },
+	{ SMTP_VERB_RCPT, CMD_NEEDS_HELO, smtp_do_rcpt },
+	{ SMTP_VERB_DATA, CMD_NEEDS_HELO | CMD_LAST_IN_GROUP, smtp_do_data },
+	{ SMTP_VERB_BDAT, 0, smtp_do_bdat },
+	{ SMTP_VERB_RSET, 0, smtp_do_rset },
+	{ SMTP_VERB_NOOP, CMD_LAST_IN_GROUP, smtp_do_noop },
+	{ SMTP_VERB_QUIT, 0, smtp_do_quit },
+	{ SMTP_VERB_HELP, 0, smtp_do_help },
+	{ SMTP_VERB_VRFY, 0, smtp_do_vrfy },
+	{ SMTP_VERB_EXPN, 0, smtp_do_expn },
+	{ SMTP_VERB_STARTTLS, 0, smtp_do_starttls },
+	{ SMTP_VERB_AUTH, 0, smtp_do_auth },
+};
+
+static void smtp_input(void *arg);
+static void smtp_io_event(void *arg, enum io_event ev);
+static void smtp_close(struct smtp_session *s, const char *reply);
+static void smtp_free(struct smtp_session *s);
+static void smtp_transaction_reset(struct smtp_session *s);
+
+static const struct tegami_config *
+smtp_cfg(const struct smtp_session *s)
+{
+	return s->srv->cfg;
+}
+
+static void
+smtp_set_state(struct smtp_session *s, enum smtp_state state)
+{
+	if (s->state != state)
+		log_debug("session=%s state %s -> %s", s->id,
+		    smtp_state_names[s->state], smtp_state_names[state]);
+	s->state = state;
+}
+
+static void
+smtp_reply(struct smtp_session *s, const char *line)
+{
+	io_reply(s->io, line);
+}
+
+/*
+ * An error reply that counts towards smtp_error_limit (RFC 5321 is silent;
+ * Postfix's smtpd_hard_error_limit is the model). Returns false when the
+ * session was closed for too many errors.
+ */
+static bool
+smtp_reply_error(struct smtp_session *s, const char *line)
+{
+	char buf[300];
+
+	smtp_reply(s, line);
+	if (++s->errors < smtp_cfg(s)->smtp_error_limit)
+		return true;
+	log_info("session=%s too many errors (%u)", s->id, s->errors);
+	snprintf(buf, sizeof(buf), "421 4.7.0 %s Error: too many errors",
+	    smtp_cfg(s)->hostname);
+	smtp_close(s, buf);
+	return false;
+}
+
+static void
+smtp_log_message(struct smtp_session *s, const char *result,
+    const char *reason)
+{
+	char from[SMTP_PATH_MAX * 4 + 8], to[1024], reason_esc[512];
+	size_t i, o = 0;
+
+	log_escape(s->from, strlen(s->from), from, sizeof(from));
+	to[0] = '\0';
+	for (i = 0; i < s->n_rcpt_given && o + 8 < sizeof(to); i++) {
+		char esc[SMTP_PATH_MAX * 4 + 8];
+		int n;
+
+		log_escape(s->rcpt_given[i], strlen(s->rcpt_given[i]), esc,
+		    sizeof(esc));
+		n = snprintf(to + o, sizeof(to) - o, "%s<%s>",
+		    i ? "," : "", esc);
+		if (n < 0 || (size_t)n >= sizeof(to) - o) {
+			to[o] = '\0';
+			break;
+		}
+		o += (size_t)n;
+	}
+	if (reason != NULL) {
+		log_escape(reason, strlen(reason), reason_esc,
+		    sizeof(reason_esc));
+		log_info("session=%s id=%s from=<%s> to=%s size=%" PRIu64
+		    " result=%s reason=\"%s\"", s->id, s->queue_id, from, to,
+		    s->message_size, result, reason_esc);
+	} else
+		log_info("session=%s id=%s from=<%s> to=%s size=%" PRIu64
+		    " result=%s", s->id, s->queue_id, from, to,
+		    s->message_size, result);
+}
+
+/* Drops the spooled message, if any, and the transaction with it. */
+static void
+smtp_spool_discard(struct smtp_session *s)
+{
+	if (s->spool_fd >= 0) {
+		close(s->spool_fd);
+		s->spool_fd = -1;
+		(void)unlink(s->spool_path);
+	}
+	s->spool_path[0] = '\0';
+	s->wlen = 0;
+}
+
+static void
+smtp_transaction_reset(struct smtp_session *s)
+{
+	size_t i;
+
+	smtp_spool_discard(s);
+	s->mail_seen = false;
+	memset(&s->mail, 0, sizeof(s->mail));
+	s->from[0] = '\0';
+	recipient_list_clear(&s->rcpts);
+	for (i = 0; i < s->n_rcpt_given; i++)
+		free(s->rcpt_given[i]);
+	free(s->rcpt_given);
+	s->rcpt_given = NULL;
+	s->n_rcpt_given = 0;
+	s->queue_id[0] = '\0';
+	s->bdat_started = false;
+	s->bdat_discard = false;
+	s->bdat_last = false;
+	s->bdat_remaining = 0;
+	s->bdat_error = NULL;
+	s->header_size = 0;
+	s->message_size = 0;
+	s->too_big = false;
+	s->write_errno = 0;
+}
+
+static void
+smtp_close(struct smtp_session *s, const char *reply)
+{
+	if (s->state == SMTP_STATE_CLOSING)
+		return;
+	if (reply != NULL)
+		smtp_reply(s, reply);
+	if (s->state != SMTP_STATE_COMMIT)
+		smtp_transaction_reset(s);
+	if (s->timer != NULL)
+		evtimer_del(s->timer);
+	smtp_set_state(s, SMTP_STATE_CLOSING);
+	io_close_after_flush(s->io);
+}
+
+static void
+smtp_free(struct smtp_session *s)
+{
+	struct smtp_server *srv = s->srv;
+
+	smtp_transaction_reset(s);
+	log_info("session=%s disconnect errors=%u", s->id, s->errors);
+	conn_limit_release((struct sockaddr *)&s->peer);
+	TAILQ_REMOVE(&srv->sessions, s, entry);
+	io_free(&s->io);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	free(s->wbuf);
+	free(s->scratch);
+	free(s);
+	smtp_server_session_ended(srv);
+}
+
+static void
+smtp_banner(struct smtp_session *s)
+{
+	io_printf(s->io, "220 %s ESMTP tegami\r\n", smtp_cfg(s)->hostname);
+	smtp_set_state(s, SMTP_STATE_COMMAND);
+	io_set_timeout(s->io, smtp_cfg(s)->smtp_timeout_command);
+}
+
+static void
+smtp_early_talker(struct smtp_session *s)
+{
+	log_info("session=%s client talked before the greeting", s->id);
+	smtp_close(s, "554 5.5.0 Error: talked before the greeting");
+}
+
+static void
+smtp_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	char buf[300];
+
+	(void)fd;
+	(void)what;
+	switch (s->state) {
+	case SMTP_STATE_GREETING:
+		if (io_input_length(s->io) > 0)
+			smtp_early_talker(s);
+		else {
+			smtp_banner(s);
+			io_resume(s->io);
+		}
+		break;
+	case SMTP_STATE_DATA:
+	case SMTP_STATE_BDAT:
+		/* The whole DATA took longer than smtp_data_deadline. */
+		log_info("session=%s data deadline exceeded", s->id);
+		snprintf(buf, sizeof(buf), "421 4.4.2 %s Error: timeout "
+		    "exceeded", smtp_cfg(s)->hostname);
+		smtp_close(s, buf);
+		break;
+	default:
+		break;
+	}
+}
+
+void
+smtp_session_start(struct smtp_server *srv, int fd,
+    const struct sockaddr *sa, socklen_t salen)
+{
+	static const struct io_callbacks cb = { smtp_input, smtp_io_event };
+	const struct tegami_config *cfg = srv->cfg;
+	struct smtp_session *s;
+	char buf[300], peek;
+
+	if (srv->shutting_down || !conn_limit_acquire(sa, cfg->max_connections,
+	    cfg->max_connections_per_ip)) {
+		int n = snprintf(buf, sizeof(buf), "421 4.7.0 %s Too many "
+		    "connections\r\n", cfg->hostname);
+
+		if (srv->shutting_down)
+			n = snprintf(buf, sizeof(buf), "421 4.3.2 %s Service "
+			    "shutting down\r\n", cfg->hostname);
+		(void)!write(fd, buf, (size_t)n);
+		close(fd);
+		log_info("connection refused: too many connections");
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->srv = srv;
+	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
+	snprintf(s->id, sizeof(s->id), "%016" PRIx64, srv->next_session_id++);
+	s->spool_fd = -1;
+	s->wbuf = xmalloc(SMTP_SPOOL_BUFFER);
+	s->scratch = xmalloc(SMTP_INPUT_MAX);
+	s->timer = evtimer_new(srv->base, smtp_timer_cb, s);
+	if (s->timer == NULL)
+		fatalx("evtimer_new failed");
+	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
+	srv->n_sessions++;
+	s->io = io_new(srv->base, fd, SMTP_INPUT_MAX, &cb, s);
+	log_info("session=%s connect from=%s", s->id, io_peer_address(s->io));
+
+	/* A client that sent something before our banner is not an MTA. */
+	if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+		smtp_early_talker(s);
+		return;
+	}
+	if (cfg->smtp_greeting_delay_ms > 0) {
+		struct timeval tv = {
+			.tv_sec = cfg->smtp_greeting_delay_ms / 1000,
+			.tv_usec = (cfg->smtp_greeting_delay_ms % 1000) * 1000,
+		};
+
+		smtp_set_state(s, SMTP_STATE_GREETING);
+		io_pause(s->io);
+		evtimer_add(s->timer, &tv);
+		return;
+	}
+	smtp_banner(s);
+}
+
+/* ---- Commands ---------------------------------------------------------- */
+
+static void
+smtp_do_helo_common(struct smtp_session *s, const char *args, size_t len,
+    bool esmtp)
+{
+	const struct tegami_config *cfg = smtp_cfg(s);
+	const char *err;
+	char name[SMTP_HELO_MAX];
+
+	err = smtp_parse_helo_args(args, len, name, sizeof(name));
+	if (err != NULL) {
+		smtp_reply_error(s, err);
+		return;
+	}
+	/* RFC 5321 4.1.4: EHLO/HELO implies RSET. */
+	smtp_transaction_reset(s);
+	memcpy(s->helo, name, sizeof(s->helo));
+	s->esmtp = esmtp;
+	if (!esmtp) {
+		io_printf(s->io, "250 %s\r\n", cfg->hostname);
+		return;
+	}
+	io_printf(s->io,
+	    "250-%s\r\n"
+	    "250-PIPELINING\r\n"
+	    "250-SIZE %" PRIu64 "\r\n"
+	    "250-8BITMIME\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n"
+	    "250-SMTPUTF8\r\n"
+	    "250 CHUNKING\r\n", cfg->hostname, cfg->message_size_limit);
+}
+
+static void
+smtp_do_helo(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_do_helo_common(s, args, len, false);
+}
+
+static void
+smtp_do_ehlo(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_do_helo_common(s, args, len, true);
+}
+
+static bool
+smtp_disk_space_low(struct smtp_session *s)
+{
+	const struct tegami_config *cfg = smtp_cfg(s);
+	struct statvfs sv;
+	uint64_t free_bytes, need;
+
+	if (statvfs(s->srv->spool_dir, &sv) < 0)
+		return false;
+	free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	need = cfg->min_free_space;
+	if (s->mail.has_size && s->mail.size < UINT64_MAX - need)
+		need += s->mail.size;
+	return free_bytes < need;
+}
+
+static void
+smtp_do_mail(struct smtp_session *s, const char *args, size_t len)
+{
+	const struct tegami_config *cfg = smtp_cfg(s);
+	const char *err;
+
+	if (s->mail_seen) {
+		smtp_reply_error(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	err = smtp_parse_mail_args(args, len, s->esmtp, &s->mail);
+	if (err != NULL) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		smtp_reply_error(s, err);
+		return;
+	}
+	if (!s->esmtp && (s->mail.has_size || s->mail.smtputf8 ||
+	    s->mail.body != SMTP_BODY_7BIT)) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		smtp_reply_error(s, "555 5.5.4 ESMTP parameters need EHLO");
+		return;
+	}
+	if (s->mail.has_size && s->mail.size > cfg->message_size_limit) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		smtp_reply_error(s, "552 5.3.4 Message size exceeds fixed "
+		    "limit");
+		return;
+	}
+	if (smtp_disk_space_low(s)) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		log_warnx("session=%s refusing MAIL: free space in %s below "
+		    "min_free_space", s->id, s->srv->spool_dir);
+		smtp_reply(s, "452 4.3.1 Insufficient system storage");
+		return;
+	}
+	if (smtp_address_format(&s->mail.from, s->from, sizeof(s->from)) ==
+	    (size_t)-1) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		smtp_reply_error(s, "501 5.1.7 Bad sender address syntax");
+		return;
+	}
+	s->mail_seen = true;
+	queue_id_new(s->queue_id);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+smtp_do_rcpt(struct smtp_session *s, const char *args, size_t len)
+{
+	const struct tegami_config *cfg = smtp_cfg(s);
+	struct smtp_rcpt_params rcpt;
+	char formatted[SMTP_PATH_MAX + 1];
+	const char *err;
+
+	if (!s->mail_seen) {
+		smtp_reply_error(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	err = smtp_parse_rcpt_args(args, len, s->mail.smtputf8, &rcpt);
+	if (err != NULL) {
+		smtp_reply_error(s, err);
+		return;
+	}
+	if (s->n_rcpt_given >= cfg->recipient_limit) {
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	err = recipient_resolve(cfg, s->srv->accounts, &rcpt.to, false,
+	    &s->rcpts);
+	if (err != NULL) {
+		char esc[SMTP_PATH_MAX * 4 + 8];
+
+		smtp_address_format(&rcpt.to, formatted, sizeof(formatted));
+		log_escape(formatted, strlen(formatted), esc, sizeof(esc));
+		log_info("session=%s rcpt=<%s> rejected: %.3s", s->id, esc,
+		    err);
+		if (err[0] == '4')
+			smtp_reply(s, err);
+		else
+			smtp_reply_error(s, err);
+		return;
+	}
+	if (smtp_address_format(&rcpt.to, formatted, sizeof(formatted)) ==
+	    (size_t)-1)
+		formatted[0] = '\0';
+	s->rcpt_given = xreallocarray(s->rcpt_given, s->n_rcpt_given + 1,
+	    sizeof(*s->rcpt_given));
+	s->rcpt_given[s->n_rcpt_given++] = xstrdup(formatted);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+/* Creates the spool file and writes the trace headers. false: replied. */
+static bool
+smtp_spool_open(struct smtp_session *s)
+{
+	const struct tegami_config *cfg = smtp_cfg(s);
+	char headers[2048];
+	struct smtp_trace t = {
+		.sender = s->from,
+		.helo = s->helo,
+		.peer_ip = io_peer_address(s->io),
+		.hostname = cfg->hostname,
+		.protocol = s->mail.smtputf8 ? "UTF8SMTP" :
+		    s->esmtp ? "ESMTP" : "SMTP",
+		.queue_id = s->queue_id,
+		.for_rcpt = s->n_rcpt_given == 1 ? s->rcpt_given[0] : NULL,
+	};
+	size_t n;
+
+	if (path_join(s->spool_path, sizeof(s->spool_path), "%s/%s.%s",
+	    s->srv->spool_dir, s->queue_id, s->id) < 0)
+		goto fail;
+	s->spool_fd = open(s->spool_path, O_WRONLY | O_CREAT | O_EXCL |
+	    O_CLOEXEC, 0600);
+	if (s->spool_fd < 0)
+		goto fail;
+	n = smtp_trace_headers(&t, headers, sizeof(headers));
+	if (n == 0) {
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	if (write_all(s->spool_fd, headers, n) < 0)
+		goto fail;
+	s->header_size = n;
+	s->message_size = 0;
+	s->wlen = 0;
+	return true;
+fail:
+	log_warn("session=%s spool %s", s->id, s->spool_path);
+	smtp_reply(s, errno == ENOSPC || errno == EDQUOT ?
+	    "452 4.3.1 Insufficient system storage" :
+	    "451 4.3.0 Error: queue file write error");
+	smtp_spool_discard(s);
+	return false;
+}
+
+static void
+smtp_start_deadline(struct smtp_session *s)
+{
+	struct timeval tv = {
+		.tv_sec = smtp_cfg(s)->smtp_data_deadline, .tv_usec = 0,
+	};
+
+	io_set_timeout(s->io, smtp_cfg(s)->smtp_timeout_data_block);
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+smtp_do_data(struct smtp_session *s, const char *args, size_t len)
+{
+	if (len != 0) {
+		smtp_reply_error(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (!s->mail_seen) {
+		smtp_reply_error(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->bdat_started) {
+		smtp_reply_error(s, "503 5.5.1 Error: DATA after BDAT");
+		return;
+	}
+	if (s->rcpts.n_targets == 0) {
+		smtp_reply_error(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (!smtp_spool_open(s))
+		return;
+	smtp_data_decoder_init(&s->dec, true, SMTP_TEXT_LINE_MAX);
+	smtp_set_state(s, SMTP_STATE_DATA);
+	smtp_start_deadline(s);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+smtp_do_bdat(struct smtp_session *s, const char *args, size_t len)
+{
+	const struct tegami_config *cfg = smtp_cfg(s);
+	uint64_t size;
+	bool last;
+	const char *err;
+
+	err = smtp_parse_bdat_args(args, len, &size, &last);
+	if (err != NULL) {
+		/* The chunk's extent is unknown: the stream cannot resync. */
+		smtp_close(s, err);
+		return;
+	}
+	if (size > cfg->message_size_limit + SMTP_INPUT_MAX) {
+		/* Too big to even skip; RFC 3030 leaves closing as the way. */
+		smtp_close(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	s->bdat_remaining = size;
+	s->bdat_last = last;
+	s->bdat_error = NULL;
+	s->bdat_close = false;
+	s->bdat_discard = false;
+	if (s->helo[0] == '\0')
+		s->bdat_error = "503 5.5.1 Error: send HELO/EHLO first";
+	else if (!s->mail_seen)
+		s->bdat_error = "503 5.5.1 Error: need MAIL command";
+	else if (s->rcpts.n_targets == 0)
+		s->bdat_error = "554 5.5.1 Error: no valid recipients";
+	if (s->bdat_error != NULL) {
+		s->bdat_discard = true;
+	} else if (!s->bdat_started) {
+		if (!smtp_spool_open(s)) {
+			/* Replied already; the chunk still has to be skipped. */
+			s->bdat_discard = true;
+			s->bdat_error = "";
+		} else {
+			s->bdat_started = true;
+			smtp_data_decoder_init(&s->dec, false,
+			    SMTP_TEXT_LINE_MAX);
+			smtp_start_deadline(s);
+		}
+	}
+	smtp_set_state(s, SMTP_STATE_BDAT);
+}
+
+static void
+smtp_do_rset(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_transaction_reset(s);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+smtp_do_noop(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+smtp_do_quit(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_close(s, "221 2.0.0 Bye");
+}
+
+static void
+smtp_do_help(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT "
+	    "RSET NOOP QUIT HELP VRFY; see RFC 5321");
+}
+
+static void
+smtp_do_vrfy(struct smtp_session *s, const char *args, size_t len)
+{
+	/* Same answer for every argument: no user enumeration. */
+	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message "
+	    "and attempt delivery");
+}
+
+static void
+smtp_do_expn(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_reply_error(s, "502 5.5.1 EXPN not available");
+}
+
+static void
+smtp_do_starttls(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_reply_error(s, "502 5.5.1 STARTTLS not available");
+}
+
+static void
+smtp_do_auth(struct smtp_session *s, const char *args, size_t len)
+{
+	smtp_reply_error(s, "502 5.5.1 AUTH not available on this service");
+}
+
+static void
+smtp_command(struct smtp_session *s, const char *line, size_t len)
+{
+	const struct smtp_command_entry *e = NULL;
+	struct smtp_command cmd;
+	const char *err;
+	char buf[300];
+	size_t i;
+
+	err = smtp_parse_command(line, len, &cmd);
+	if (err != NULL) {
+		smtp_reply_error(s, err);
+		return;
+	}
+	for (i = 0; i < sizeof(smtp_commands) / sizeof(smtp_commands[0]); i++)
+		if (smtp_commands[i].verb == cmd.verb) {
+			e = &smtp_commands[i];
+			break;
+		}
+	if (e == NULL) {
+		smtp_reply_error(s, "500 5.5.1 Command unrecognized");
+		return;
+	}
+	if ((e->flags & CMD_LAST_IN_GROUP) && io_input_length(s->io) > 0) {
+		/*
+		 * RFC 2920 3.1: this command must end a group. More input
+		 * already waiting means a client that does not wait for
+		 * replies: a spam engine or a smuggling attempt.
+		 */
+		log_info("session=%s improper pipelining after %s", s->id,
+		    smtp_verb_name(cmd.verb));
+		smtp_close(s, "554 5.5.0 Error: improper command pipelining");
+		return;
+	}
+	if ((e->flags & CMD_NEEDS_HELO) && s->helo[0] == '\0') {
+		snprintf(buf, sizeof(buf), "503 5.5.1 Error: send HELO/EHLO "
+		    "first");
+		smtp_reply_error(s, buf);
+		return;
+	}
+	e->handler(s, cmd.args, cmd.args_len);
+}
+
+/* ---- Message content --------------------------------------------------- */
+
+static void
+smtp_spool_flush(struct smtp_session *s)
+{
+	if (s->wlen == 0 || s->spool_fd < 0)
+		return;
+	if (s->write_errno == 0 && write_all(s->spool_fd, s->wbuf, s->wlen) < 0)
+		s->write_errno = errno;
+	s->wlen = 0;
+}
+
+static void
+smtp_spool_append(struct smtp_session *s, const char *buf, size_t len)
+{
+	const struct tegami_config *cfg = smtp_cfg(s);
+
+	s->message_size += len;
+	if (s->message_size > cfg->message_size_limit)
+		s->too_big = true;
+	if (s->too_big || s->write_errno != 0 || s->spool_fd < 0)
+		return;	/* keep reading to the end, store nothing more */
+	while (len > 0) {
+		size_t n = SMTP_SPOOL_BUFFER - s->wlen;
+
+		if (n > len)
+			n = len;
+		memcpy(s->wbuf + s->wlen, buf, n);
+		s->wlen += n;
+		buf += n;
+		len -= n;
+		if (s->wlen == SMTP_SPOOL_BUFFER)
+			smtp_spool_flush(s);
+	}
+}
+
+/* The refusal for a finished message, or NULL when it may be committed. */
+static const char *
+smtp_message_refusal(struct smtp_session *s)
+{
+	const char *flaw;
+
+	if (s->too_big)
+		return "552 5.3.4 Message size exceeds fixed limit";
+	flaw = smtp_data_flaw_reply(smtp_data_flaws(&s->dec));
+	if (flaw != NULL)
+		return flaw;
+	if (s->write_errno == ENOSPC || s->write_errno == EDQUOT)
+		return "452 4.3.1 Insufficient system storage";
+	if (s->write_errno != 0)
+		return "451 4.3.0 Error: queue file write error";
+	return NULL;
+}
+
+static char *
+smtp_envelope_text(struct smtp_session *s, size_t *len_r)
+{
+	size_t i, cap = 256, len = 0;
+	char *buf = xmalloc(cap);
+	int n;
+
+	n = snprintf(buf, cap, "version 1\nqueue-id %s\nsender <%s>\n",
+	    s->queue_id, s->from);
+	len = (size_t)n;
+	for (i = 0; i < s->rcpts.n_targets; i++) {
+		const struct recipient_target *t = &s->rcpts.targets[i];
+		size_t need = strlen(t->address) + 16;
+
+		if (t->local)
+			continue;
+		if (len + need >= cap) {
+			cap = (len + need) * 2;
+			buf = xreallocarray(buf, cap, 1);
+		}
+		len += (size_t)snprintf(buf + len, cap - len, "recipient <%s>\n",
+		    t->address);
+	}
+	*len_r = len;
+	return buf;
+}
+
+/* The end of a message: refuse it, or hand it to the disk threads. */
+static void
+smtp_message_end(struct smtp_session *s)
+{
+	const struct tegami_config *cfg = smtp_cfg(s);
+	struct commit_job *job;
+	const char *refusal;
+	size_t i;
+
+	evtimer_del(s->timer);
+	io_set_timeout(s->io, cfg->smtp_timeout_command);
+	smtp_spool_flush(s);
+	refusal = smtp_message_refusal(s);
+	if (refusal != NULL) {
+		smtp_log_message(s, "rejected", refusal);
+		smtp_transaction_reset(s);
+		smtp_set_state(s, SMTP_STATE_COMMAND);
+		if (refusal[0] == '4')
+			smtp_reply(s, refusal);
+		else
+			smtp_reply_error(s, refusal);
+		return;
+	}
+
+	job = xcalloc(1, sizeof(*job));
+	job->fd = s->spool_fd;
+	job->spool_path = xstrdup(s->spool_path);
+	job->size = s->header_size + s->message_size;
+	job->hostname = cfg->hostname;
+	job->owner = s;
+	job->maildirs = xcalloc(s->rcpts.n_targets, sizeof(*job->maildirs));
+	for (i = 0; i < s->rcpts.n_targets; i++) {
+		const struct recipient_target *t = &s->rcpts.targets[i];
+		char path[PATH_MAX];
+
+		if (!t->local) {
+			if (job->queue_path == NULL) {
+				char p[PATH_MAX];
+
+				if (path_join(p, sizeof(p), "%s/%s.msg",
+				    s->srv->queue_dir, s->queue_id) == 0)
+					job->queue_path = xstrdup(p);
+				if (path_join(p, sizeof(p), "%s/%s.env",
+				    s->srv->queue_dir, s->queue_id) == 0)
+					job->envelope_path = xstrdup(p);
+				job->envelope = smtp_envelope_text(s,
+				    &job->envelope_len);
+			}
+			continue;
+		}
+		if (maildir_path(path, sizeof(path), s->srv->mail_root,
+		    t->address) < 0) {
+			log_warnx("session=%s bad mailbox %s", s->id,
+			    t->address);
+			continue;
+		}
+		job->maildirs[job->n_maildirs++] = xstrdup(path);
+	}
+	/* The job owns the file now. */
+	s->spool_fd = -1;
+	s->spool_path[0] = '\0';
+	smtp_set_state(s, SMTP_STATE_COMMIT);
+	io_pause(s->io);
+	commit_submit(s->srv->commit, job);
+}
+
+void
+smtp_session_commit_done(struct commit_job *job)
+{
+	struct smtp_session *s = job->owner;
+	char reply[128];
+
+	if (s->dead) {
+		/* The client left; the message is delivered or not, but
+		 * nobody was told 250, so either is correct. */
+		smtp_log_message(s, job->error ? "failed" : "delivered",
+		    "client disconnected before the reply");
+		commit_job_free(job);
+		smtp_free(s);
+		return;
+	}
+	if (job->error != 0) {
+		errno = job->error;
+		log_warn("session=%s id=%s commit failed", s->id, s->queue_id);
+		snprintf(reply, sizeof(reply), "%s",
+		    job->error == ENOSPC || job->error == EDQUOT ?
+		    "452 4.3.1 Insufficient system storage" :
+		    "451 4.3.0 Error: queue file write error");
+		smtp_log_message(s, "deferred", reply);
+	} else {
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s",
+		    s->queue_id);
+		smtp_log_message(s, "delivered", NULL);
+	}
+	commit_job_free(job);
+	smtp_transaction_reset(s);
+	smtp_set_state(s, SMTP_STATE_COMMAND);
+	smtp_reply(s, reply);
+	if (s->shutdown_after_txn) {
+		smtp_session_shutdown(s);
+		return;
+	}
+	io_resume(s->io);
+}
+
+/* Feeds buffered DATA input through the decoder. false: wait for more. */
+static bool
+smtp_data_input(struct smtp_session *s)
+{
+	const char *in;
+	size_t avail, used, out_len;
+	bool done = false;
+
+	in = io_input_peek(s->io, &avail);
+	if (avail == 0)
+		return false;
+	used = smtp_data_decode(&s->dec, in, avail, s->scratch, &out_len,
+	    &done);
+	smtp_spool_append(s, s->scratch, out_len);
+	io_input_drain(s->io, used);
+	if (done)
+		smtp_message_end(s);
+	return true;
+}
+
+static bool
+smtp_bdat_input(struct smtp_session *s)
+{
+	const char *in;
+	size_t avail, out_len;
+	bool done;
+
+	if (s->bdat_remaining > 0) {
+		in = io_input_peek(s->io, &avail);
+		if (avail == 0)
+			return false;
+		if (avail > s->bdat_remaining)
+			avail = (size_t)s->bdat_remaining;
+		if (!s->bdat_discard) {
+			smtp_data_decode(&s->dec, in, avail, s->scratch,
+			    &out_len, &done);
+			smtp_spool_append(s, s->scratch, out_len);
+		}
+		io_input_drain(s->io, avail);
+		s->bdat_remaining -= avail;
+		if (s->bdat_remaining > 0)
+			return true;
+	}
+
+	/* The chunk is complete. */
+	smtp_set_state(s, SMTP_STATE_COMMAND);
+	if (s->bdat_discard) {
+		if (s->bdat_error[0] != '\0')
+			smtp_reply_error(s, s->bdat_error);
+		return s->state != SMTP_STATE_CLOSING;
+	}
+	if (s->bdat_last) {
+		smtp_data_finish(&s->dec);
+		smtp_message_end(s);
+		return s->state == SMTP_STATE_COMMAND;
+	}
+	if (s->too_big) {
+		smtp_spool_flush(s);
+		smtp_log_message(s, "rejected", "too big");
+		smtp_transaction_reset(s);
+		smtp_reply_error(s, "552 5.3.4 Message size exceeds fixed "
+		    "limit");
+		return s->state != SMTP_STATE_CLOSING;
+	}
+	io_printf(s->io, "250 2.0.0 Ok: %" PRIu64 " octets received\r\n",
+	    s->message_size);
+	return true;
+}
+
+static void
+smtp_input(void *arg)
+{
+	struct smtp_session *s = arg;
+	enum io_line_result r;
+	char *line;
+	size_t len;
+
+	for (;;) {
+		switch (s->state) {
+		case SMTP_STATE_GREETING:
+			smtp_early_talker(s);
+			return;
+		case SMTP_STATE_COMMAND:
+			r = io_get_line(s->io, SMTP_COMMAND_LINE_MAX, &line,
+			    &len);
+			if (r == IO_LINE_NONE)
+				return;
+			if (r == IO_LINE_TOO_LONG) {
+				if (!smtp_reply_error(s, "500 5.5.2 Error: "
+				    "line too long"))
+					return;
+				continue;
+			}
+			smtp_command(s, line, len);
+			break;
+		case SMTP_STATE_DATA:
+			if (!smtp_data_input(s))
+				return;
+			break;
+		case SMTP_STATE_BDAT:
+			if (!smtp_bdat_input(s))
+				return;
+			break;
+		case SMTP_STATE_COMMIT:
+		case SMTP_STATE_CLOSING:
+			return;
+		}
+	}
+}
+
+static void
+smtp_io_event(void *arg, enum io_event ev)
+{
+	struct smtp_session *s = arg;
+	char buf[300];
+
+	switch (ev) {
+	case IO_EVENT_TIMEOUT:
+		log_info("session=%s timeout in state %s", s->id,
+		    smtp_state_names[s->state]);
+		snprintf(buf, sizeof(buf), "421 4.4.2 %s Error: timeout "
+		    "exceeded", smtp_cfg(s)->hostname);
+		smtp_close(s, buf);
+		return;
+	case IO_EVENT_EOF:
+	case IO_EVENT_ERROR:
+	case IO_EVENT_CLOSED:
+		if (s->state == SMTP_STATE_COMMIT) {
+			/* The disk threads still hold our message. */
+			s->dead = true;
+			io_pause(s->io);
+			return;
+		}
+		smtp_free(s);
+		return;
+	}
+}
+
+void
+smtp_session_shutdown(struct smtp_session *s)
+{
+	char buf[300];
+
+	switch (s->state) {
+	case SMTP_STATE_GREETING:
+	case SMTP_STATE_COMMAND:
+		snprintf(buf, sizeof(buf), "421 4.3.2 %s Service shutting "
+		    "down", smtp_cfg(s)->hostname);
+		smtp_close(s, buf);
+		break;
+	case SMTP_STATE_DATA:
+	case SMTP_STATE_BDAT:
+	case SMTP_STATE_COMMIT:
+		s->shutdown_after_txn = true;
+		break;
+	case SMTP_STATE_CLOSING:
+		break;
+	}
+}
+
+void
+smtp_session_shutdown_now(struct smtp_session *s)
+{
+	if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT) {
+		char buf[300];
+
+		smtp_log_message(s, "aborted", "server shutting down");
+		snprintf(buf, sizeof(buf), "421 4.3.2 %s Service shutting "
+		    "down", smtp_cfg(s)->hostname);
+		smtp_close(s, buf);
+	}
+}
+
+struct smtp_session *
+smtp_session_next(struct smtp_session *s)
+{
+	return TAILQ_NEXT(s, entry);
+}

@@ -1,0 +1,50 @@
+/*
+ * Small helpers every module needs: allocation that cannot return NULL,
+ * whole writes, directory fsync, and random identifiers.
+ */
+#ifndef TEGAMI_UTIL_H
+#define TEGAMI_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Allocation failures are fatal: a mail server that cannot allocate a few
+ * bytes cannot make progress either, and every caller would abort anyway. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xreallocarray(void *p, size_t n, size_t size);
+char *xstrdup(const char *s);
+/* Frees *p and sets it to NULL. */
+void xfree(void *pp);
+
+/* Writes all of buf, retrying on EINTR and short writes. 0 or -1 (errno). */
+int write_all(int fd, const void *buf, size_t len);
+
+/* fsync() on a directory, so that a create, link, rename or unlink in it
+ * survives a crash. 0 or -1 (errno). */
+int fsync_dir(const char *path);
+
+/* snprintf that reports truncation: 0 when it fit, -1 (errno ENAMETOOLONG)
+ * when it did not; out is always NUL-terminated. */
+int path_join(char *out, size_t outsize, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fills buf with n random bytes from getrandom(2); aborts on failure. */
+void random_bytes(void *buf, size_t n);
+
+/* Writes a 16-character upper-case hex queue id (64 random bits) into out
+ * (at least 17 bytes). Ids are valid path components. */
+void queue_id_new(char *out);
+
+/* True when s is a queue id as made by queue_id_new. */
+bool queue_id_valid(const char *s);
+
+/* Monotonic milliseconds, for timeouts and measurements. */
+uint64_t monotonic_ms(void);
+
+/* RFC 5322 date-time of now, e.g. "Fri, 27 Nov 2026 20:30:55 +0000". */
+void rfc5322_date(char *out, size_t outsize);
+
+#endif

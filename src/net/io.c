@@ -1,0 +1,290 @@
+/*
+ * io layer over libevent bufferevents: bounded line and block input,
+ * output queueing, read timeouts, close after flush.
+ */
+#include "net/io.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "core/log.h"
+#include "core/util.h"
+
+#define IO_LINE_BUFFER_MAX 4096	/* largest line any protocol accepts */
+
+struct io {
+	struct bufferevent *bev;
+	struct io_callbacks cb;
+	void *arg;
+	bool discarding;	/* skipping the rest of an over-long line */
+	bool closing;
+	bool lingering;		/* output flushed, waiting for the peer's EOF */
+	bool paused;
+	char peer[INET6_ADDRSTRLEN];
+	char line[IO_LINE_BUFFER_MAX + 1];
+};
+
+static void io_read_cb(struct bufferevent *bev, void *arg);
+static void io_write_cb(struct bufferevent *bev, void *arg);
+static void io_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void
+io_fill_peer(struct io *io, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	strcpy(io->peer, "unknown");
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+		    io->peer, sizeof(io->peer));
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr,
+		    io->peer, sizeof(io->peer));
+}
+
+struct io *
+io_new(struct event_base *base, int fd, size_t input_max,
+    const struct io_callbacks *cb, void *arg)
+{
+	struct io *io = xcalloc(1, sizeof(*io));
+
+	io->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (io->bev == NULL)
+		fatalx("bufferevent_socket_new failed");
+	io->cb = *cb;
+	io->arg = arg;
+	io_fill_peer(io, fd);
+	bufferevent_setwatermark(io->bev, EV_READ, 0, input_max);
+	bufferevent_setcb(io->bev, io_read_cb, NULL, io_event_cb, io);
+	bufferevent_enable(io->bev, EV_READ | EV_WRITE);
+	return io;
+}
+
+void
+io_free(struct io **iop)
+{
+	struct io *io = *iop;
+
+	if (io == NULL)
+		return;
+	bufferevent_free(io->bev);
+	free(io);
+	*iop = NULL;
+}
+
+void
+io_set_timeout(struct io *io, unsigned seconds)
+{
+	struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
+
+	bufferevent_set_timeouts(io->bev, seconds ? &tv : NULL, NULL);
+}
+
+static void
+io_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct io *io = arg;
+
+	(void)bev;
+	if (io->closing) {
+		evbuffer_drain(bufferevent_get_input(io->bev),
+		    evbuffer_get_length(bufferevent_get_input(io->bev)));
+		return;
+	}
+	if (!io->paused)
+		io->cb.input(io->arg);
+}
+
+static void
+io_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct io *io = arg;
+	struct timeval tv = { .tv_sec = 2, .tv_usec = 0 };
+
+	(void)bev;
+	if (!io->closing || io->lingering)
+		return;
+	/*
+	 * Everything is sent. Half-close and read until the peer closes (or
+	 * briefly), because closing with unread input makes the kernel send
+	 * a reset that can destroy the last reply before the peer reads it.
+	 */
+	io->lingering = true;
+	shutdown(bufferevent_getfd(io->bev), SHUT_WR);
+	bufferevent_set_timeouts(io->bev, &tv, NULL);
+	bufferevent_enable(io->bev, EV_READ);
+}
+
+static void
+io_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct io *io = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (io->closing) {
+			io->cb.event(io->arg, IO_EVENT_CLOSED);
+			return;
+		}
+		io->cb.event(io->arg, IO_EVENT_TIMEOUT);
+	} else if (what & BEV_EVENT_EOF)
+		io->cb.event(io->arg, io->closing ? IO_EVENT_CLOSED :
+		    IO_EVENT_EOF);
+	else if (what & BEV_EVENT_ERROR)
+		io->cb.event(io->arg, io->closing ? IO_EVENT_CLOSED :
+		    IO_EVENT_ERROR);
+}
+
+enum io_line_result
+io_get_line(struct io *io, size_t max, char **line_r, size_t *len_r)
+{
+	struct evbuffer *in = bufferevent_get_input(io->bev);
+	struct evbuffer_ptr eol;
+	size_t avail, len;
+
+	if (max > IO_LINE_BUFFER_MAX)
+		max = IO_LINE_BUFFER_MAX;
+	for (;;) {
+		avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return IO_LINE_NONE;
+		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+		if (io->discarding) {
+			if (eol.pos < 0) {
+				evbuffer_drain(in, avail);
+				return IO_LINE_NONE;
+			}
+			evbuffer_drain(in, (size_t)eol.pos + 1);
+			io->discarding = false;
+			continue;
+		}
+		if (eol.pos < 0) {
+			if (avail < max)
+				return IO_LINE_NONE;
+			/* No LF within max octets: the line is too long. */
+			evbuffer_drain(in, avail);
+			io->discarding = true;
+			return IO_LINE_TOO_LONG;
+		}
+		len = (size_t)eol.pos + 1;	/* with the LF */
+		if (len > max) {
+			evbuffer_drain(in, len);
+			return IO_LINE_TOO_LONG;
+		}
+		evbuffer_remove(in, io->line, len);
+		len--;				/* the LF */
+		if (len > 0 && io->line[len - 1] == '\r')
+			len--;
+		io->line[len] = '\0';
+		*line_r = io->line;
+		*len_r = len;
+		return IO_LINE_OK;
+	}
+}
+
+size_t
+io_input_length(struct io *io)
+{
+	return evbuffer_get_length(bufferevent_get_input(io->bev));
+}
+
+const char *
+io_input_peek(struct io *io, size_t *len_r)
+{
+	struct evbuffer_iovec v;
+
+	if (evbuffer_peek(bufferevent_get_input(io->bev), -1, NULL, &v, 1) < 1) {
+		*len_r = 0;
+		return NULL;
+	}
+	*len_r = v.iov_len;
+	return v.iov_base;
+}
+
+void
+io_input_drain(struct io *io, size_t n)
+{
+	evbuffer_drain(bufferevent_get_input(io->bev), n);
+}
+
+void
+io_write(struct io *io, const char *buf, size_t len)
+{
+	if (bufferevent_write(io->bev, buf, len) < 0)
+		log_warnx("io: bufferevent_write failed");
+}
+
+void
+io_printf(struct io *io, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(bufferevent_get_output(io->bev), fmt, ap);
+	va_end(ap);
+}
+
+void
+io_reply(struct io *io, const char *line)
+{
+	struct evbuffer *out = bufferevent_get_output(io->bev);
+
+	evbuffer_add(out, line, strlen(line));
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void
+io_pause(struct io *io)
+{
+	io->paused = true;
+	bufferevent_disable(io->bev, EV_READ);
+}
+
+void
+io_resume(struct io *io)
+{
+	if (io->closing)
+		return;
+	io->paused = false;
+	bufferevent_enable(io->bev, EV_READ);
+	/* Input that arrived while paused must not wait for more bytes. */
+	if (evbuffer_get_length(bufferevent_get_input(io->bev)) > 0)
+		bufferevent_trigger(io->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void
+io_close_after_flush(struct io *io)
+{
+	struct timeval tv = { .tv_sec = 30, .tv_usec = 0 };
+
+	if (io->closing)
+		return;
+	io->closing = true;
+	/* A peer that never reads must not hold the session forever. */
+	bufferevent_set_timeouts(io->bev, NULL, &tv);
+	bufferevent_setcb(io->bev, io_read_cb, io_write_cb, io_event_cb, io);
+	bufferevent_enable(io->bev, EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
+		bufferevent_trigger(io->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
+		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+const char *
+io_peer_address(struct io *io)
+{
+	return io->peer;
+}

@@ -1,0 +1,86 @@
+/*
+ * The io layer between a socket and a protocol session (STYLE.md rule 1):
+ * it owns the descriptor, the bounded input and output buffers and the
+ * timeouts, and hands the session whole lines or raw blocks of input.
+ * Built on libevent bufferevents so that TLS can be slid in underneath
+ * without the session noticing.
+ */
+#ifndef TEGAMI_IO_H
+#define TEGAMI_IO_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct io;
+
+enum io_event {
+	IO_EVENT_EOF = 1,	/* the peer closed its side */
+	IO_EVENT_ERROR,		/* a read or write error */
+	IO_EVENT_TIMEOUT,	/* no input for the read timeout */
+	IO_EVENT_CLOSED,	/* io_close_after_flush finished */
+};
+
+struct io_callbacks {
+	/* New input is buffered: take lines or blocks until none is left. */
+	void (*input)(void *arg);
+	/* An event of enum io_event; the io must then be freed by the owner
+	 * (the session), except after IO_EVENT_TIMEOUT where it may write a
+	 * reply and close. */
+	void (*event)(void *arg, enum io_event ev);
+};
+
+/*
+ * Takes ownership of the connected socket fd. input_max bounds the bytes
+ * buffered from the peer: reading stops while that much is waiting.
+ */
+struct io *io_new(struct event_base *base, int fd, size_t input_max,
+    const struct io_callbacks *cb, void *arg);
+/* Closes the socket at once and frees; *iop becomes NULL. */
+void io_free(struct io **iop);
+
+/* Read timeout in seconds (0: none); restarted by every byte read. */
+void io_set_timeout(struct io *io, unsigned seconds);
+
+enum io_line_result {
+	IO_LINE_NONE = 0,	/* no complete line buffered yet */
+	IO_LINE_OK,		/* *line_r, *len_r: a line without CR LF */
+	IO_LINE_TOO_LONG,	/* a line exceeded max: it is being discarded
+				 * up to its LF; reported once per line */
+};
+
+/*
+ * Takes the next line ending in LF (an optional CR before it is removed).
+ * The line is copied into a buffer owned by the io and stays valid until
+ * the next io call. max counts the line's octets with CR LF.
+ */
+enum io_line_result io_get_line(struct io *io, size_t max, char **line_r,
+    size_t *len_r);
+
+/* Bytes of input buffered and not yet taken. */
+size_t io_input_length(struct io *io);
+/* The first contiguous run of buffered input (may be shorter than
+ * io_input_length), and taking n bytes of it. */
+const char *io_input_peek(struct io *io, size_t *len_r);
+void io_input_drain(struct io *io, size_t n);
+
+/* Queues output. */
+void io_write(struct io *io, const char *buf, size_t len);
+void io_printf(struct io *io, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Queues one reply line and its CR LF. */
+void io_reply(struct io *io, const char *line);
+
+/* Stops or restarts delivering input (while a reply is pending). */
+void io_pause(struct io *io);
+void io_resume(struct io *io);
+
+/* Sends what is queued, then reports IO_EVENT_CLOSED; input is ignored
+ * from now on. */
+void io_close_after_flush(struct io *io);
+
+/* The peer's address as text ("192.0.2.1", "2001:db8::1"). */
+const char *io_peer_address(struct io *io);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * The SMTP service of one front process: accept, limits, shutdown.
+ */
+#include "smtp/smtp_server.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "smtp/smtp_session.h"
+
+static void
+smtp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct smtp_server *srv = arg;
+
+	(void)l;
+	smtp_session_start(srv, fd, sa, (socklen_t)salen);
+}
+
+static void
+smtp_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	/* EMFILE and friends: log and go on; the listener retries. */
+	log_warn("accept");
+}
+
+void
+smtp_server_init(struct smtp_server *srv, struct event_base *base,
+    struct tegami_config *cfg, struct account_table *accounts,
+    struct commit_pool *commit, int listen_fd)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->base = base;
+	srv->cfg = cfg;
+	srv->accounts = accounts;
+	srv->commit = commit;
+	TAILQ_INIT(&srv->sessions);
+	random_bytes(&srv->next_session_id, sizeof(srv->next_session_id));
+	srv->next_session_id &= 0x0000ffffffffffffULL;
+	if (path_join(srv->spool_dir, sizeof(srv->spool_dir),
+	    "%s/queue/incoming", cfg->state_dir) < 0 ||
+	    path_join(srv->queue_dir, sizeof(srv->queue_dir), "%s/queue",
+	    cfg->state_dir) < 0 ||
+	    path_join(srv->mail_root, sizeof(srv->mail_root), "%s/mail",
+	    cfg->state_dir) < 0)
+		fatalx("state_dir path too long: %s", cfg->state_dir);
+	srv->listener = evconnlistener_new(base, smtp_accept_cb, srv,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
+	if (srv->listener == NULL)
+		fatalx("evconnlistener_new failed");
+	evconnlistener_set_error_cb(srv->listener, smtp_accept_error_cb);
+}
+
+void
+smtp_server_reload(struct smtp_server *srv, struct tegami_config *cfg,
+    struct account_table *accounts, struct tegami_config **old_cfg_r,
+    struct account_table **old_accounts_r)
+{
+	*old_cfg_r = srv->cfg;
+	*old_accounts_r = srv->accounts;
+	srv->cfg = cfg;
+	srv->accounts = accounts;
+}
+
+static void
+smtp_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_server *srv = arg;
+	struct smtp_session *s, *next;
+
+	(void)fd;
+	(void)what;
+	log_info("shutdown grace period over: aborting open transactions");
+	for (s = TAILQ_FIRST(&srv->sessions); s != NULL; s = next) {
+		next = smtp_session_next(s);
+		smtp_session_shutdown_now(s);
+	}
+}
+
+void
+smtp_server_shutdown(struct smtp_server *srv, void (*idle_cb)(void *arg),
+    void *arg)
+{
+	struct smtp_session *s, *next;
+	struct timeval tv = { .tv_sec = srv->cfg->shutdown_grace };
+
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = true;
+	srv->idle_cb = idle_cb;
+	srv->idle_arg = arg;
+	if (srv->listener != NULL) {
+		evconnlistener_free(srv->listener);
+		srv->listener = NULL;
+	}
+	for (s = TAILQ_FIRST(&srv->sessions); s != NULL; s = next) {
+		next = smtp_session_next(s);
+		smtp_session_shutdown(s);
+	}
+	srv->grace_timer = evtimer_new(srv->base, smtp_grace_cb, srv);
+	if (srv->grace_timer != NULL)
+		evtimer_add(srv->grace_timer, &tv);
+	if (srv->n_sessions == 0 && srv->idle_cb != NULL)
+		srv->idle_cb(srv->idle_arg);
+}
+
+void
+smtp_server_session_ended(struct smtp_server *srv)
+{
+	srv->n_sessions--;
+	if (srv->shutting_down && srv->n_sessions == 0) {
+		if (srv->grace_timer != NULL) {
+			event_free(srv->grace_timer);
+			srv->grace_timer = NULL;
+		}
+		if (srv->idle_cb != NULL)
+			srv->idle_cb(srv->idle_arg);
+	}
+}
