@@ -150,9 +150,11 @@ maildir_name_size(const char *name, uint64_t *size_r)
 	if (*p < '0' || *p > '9')
 		return -1;
 	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
+		uint64_t digit = (uint64_t)(*p - '0');
+
+		if (v > (UINT64_MAX - digit) / 10)
 			return -1;
-		v = v * 10 + (uint64_t)(*p - '0');
+		v = v * 10 + digit;
 	}
 	if (*p != '\0' && *p != ',' && *p != ':')
 		return -1;
