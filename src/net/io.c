@@ -68,6 +68,8 @@ io_new(struct event_base *base, int fd, size_t input_max,
 	io->arg = arg;
 	io_fill_peer(io, fd);
 	bufferevent_setwatermark(io->bev, EV_READ, 0, input_max);
+	/* Fewer, larger reads for message data (the default is 16 KiB). */
+	bufferevent_set_max_single_read(io->bev, 65536);
 	bufferevent_setcb(io->bev, io_read_cb, NULL, io_event_cb, io);
 	bufferevent_enable(io->bev, EV_READ | EV_WRITE);
 	return io;

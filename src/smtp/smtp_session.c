@@ -88,9 +88,9 @@ struct smtp_session {
 	uint64_t message_size;		/* the client's octets, decoded */
 	bool too_big;
 	int write_errno;
-	char *wbuf;
+	char *wbuf;			/* decoded content not yet written;
+					 * allocated only during a message */
 	size_t wlen;
-	char *scratch;			/* decoder output */
 };
 
 /* Command flags, in the manner of Postfix's and OpenSMTPD's tables. */
@@ -228,6 +228,7 @@ smtp_spool_discard(struct smtp_session *s)
 	}
 	s->spool_path[0] = '\0';
 	s->wlen = 0;
+	xfree(&s->wbuf);
 }
 
 static void
@@ -284,8 +285,6 @@ smtp_free(struct smtp_session *s)
 	io_free(&s->io);
 	if (s->timer != NULL)
 		event_free(s->timer);
-	free(s->wbuf);
-	free(s->scratch);
 	free(s);
 	smtp_server_session_ended(srv);
 }
@@ -362,8 +361,6 @@ smtp_session_start(struct smtp_server *srv, int fd,
 	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
 	snprintf(s->id, sizeof(s->id), "%016" PRIx64, srv->next_session_id++);
 	s->spool_fd = -1;
-	s->wbuf = xmalloc(SMTP_SPOOL_BUFFER);
-	s->scratch = xmalloc(SMTP_INPUT_MAX);
 	s->timer = evtimer_new(srv->base, smtp_timer_cb, s);
 	if (s->timer == NULL)
 		fatalx("evtimer_new failed");
@@ -578,6 +575,8 @@ smtp_spool_open(struct smtp_session *s)
 	s->header_size = n;
 	s->message_size = 0;
 	s->wlen = 0;
+	if (s->wbuf == NULL)
+		s->wbuf = xmalloc(SMTP_SPOOL_BUFFER);
 	return true;
 fail:
 	log_warn("session=%s spool %s", s->id, s->spool_path);
@@ -780,28 +779,30 @@ smtp_spool_flush(struct smtp_session *s)
 	s->wlen = 0;
 }
 
-static void
-smtp_spool_append(struct smtp_session *s, const char *buf, size_t len)
+/*
+ * Decodes input straight into the spool buffer (the decoder never writes
+ * more than it reads) and accounts for it. Returns the input used.
+ */
+static size_t
+smtp_spool_decode(struct smtp_session *s, const char *in, size_t len,
+    bool *done_r)
 {
 	const struct tegami_config *cfg = smtp_cfg(s);
+	size_t used, out_len;
 
-	s->message_size += len;
+	if (s->wlen == SMTP_SPOOL_BUFFER)
+		smtp_spool_flush(s);
+	if (len > SMTP_SPOOL_BUFFER - s->wlen)
+		len = SMTP_SPOOL_BUFFER - s->wlen;
+	used = smtp_data_decode(&s->dec, in, len, s->wbuf + s->wlen, &out_len,
+	    done_r);
+	s->message_size += out_len;
 	if (s->message_size > cfg->message_size_limit)
 		s->too_big = true;
-	if (s->too_big || s->write_errno != 0 || s->spool_fd < 0)
-		return;	/* keep reading to the end, store nothing more */
-	while (len > 0) {
-		size_t n = SMTP_SPOOL_BUFFER - s->wlen;
-
-		if (n > len)
-			n = len;
-		memcpy(s->wbuf + s->wlen, buf, n);
-		s->wlen += n;
-		buf += n;
-		len -= n;
-		if (s->wlen == SMTP_SPOOL_BUFFER)
-			smtp_spool_flush(s);
-	}
+	/* Past a limit or an error: read on to the end, store nothing. */
+	if (!s->too_big && s->write_errno == 0)
+		s->wlen += out_len;
+	return used;
 }
 
 /* The refusal for a finished message, or NULL when it may be committed. */
@@ -959,15 +960,13 @@ static bool
 smtp_data_input(struct smtp_session *s)
 {
 	const char *in;
-	size_t avail, used, out_len;
+	size_t avail, used;
 	bool done = false;
 
 	in = io_input_peek(s->io, &avail);
 	if (avail == 0)
 		return false;
-	used = smtp_data_decode(&s->dec, in, avail, s->scratch, &out_len,
-	    &done);
-	smtp_spool_append(s, s->scratch, out_len);
+	used = smtp_spool_decode(s, in, avail, &done);
 	io_input_drain(s->io, used);
 	if (done)
 		smtp_message_end(s);
@@ -978,7 +977,7 @@ static bool
 smtp_bdat_input(struct smtp_session *s)
 {
 	const char *in;
-	size_t avail, out_len;
+	size_t avail;
 	bool done;
 
 	if (s->bdat_remaining > 0) {
@@ -987,11 +986,8 @@ smtp_bdat_input(struct smtp_session *s)
 			return false;
 		if (avail > s->bdat_remaining)
 			avail = (size_t)s->bdat_remaining;
-		if (!s->bdat_discard) {
-			smtp_data_decode(&s->dec, in, avail, s->scratch,
-			    &out_len, &done);
-			smtp_spool_append(s, s->scratch, out_len);
-		}
+		if (!s->bdat_discard)
+			avail = smtp_spool_decode(s, in, avail, &done);
 		io_input_drain(s->io, avail);
 		s->bdat_remaining -= avail;
 		if (s->bdat_remaining > 0)
