@@ -296,6 +296,7 @@ cli_serve(struct tegami_config *cfg, int argc, char **argv)
 {
 	struct worker workers[CONN_LIMIT_SLOTS];
 	struct passwd pwbuf, *pw = NULL;
+	static char user_name[256];
 	sigset_t set, oldmask;
 	char err[1024], *config_path;
 	unsigned n_workers, i, alive;
@@ -314,7 +315,6 @@ cli_serve(struct tegami_config *cfg, int argc, char **argv)
 		}
 	}
 	log_set_role("parent");
-	config_path = xstrdup(cfg->path);
 
 	if (geteuid() == 0) {
 		struct passwd *p = getpwnam(cfg->user);
@@ -331,17 +331,27 @@ cli_serve(struct tegami_config *cfg, int argc, char **argv)
 			    "unprivileged user", cfg->user);
 			return 1;
 		}
+		/* getpwnam's storage is reused by later calls: keep a copy. */
+		if (snprintf(user_name, sizeof(user_name), "%s", p->pw_name) >=
+		    (int)sizeof(user_name)) {
+			log_warnx("user name too long: %s", p->pw_name);
+			return 1;
+		}
 		pwbuf = *p;
-		pwbuf.pw_name = xstrdup(p->pw_name);
+		pwbuf.pw_name = user_name;
 		pw = &pwbuf;
 	}
-	if (prepare_state_dir(cfg, pw) < 0)
+	config_path = xstrdup(cfg->path);
+	if (prepare_state_dir(cfg, pw) < 0) {
+		free(config_path);
 		return 1;
+	}
 
 	smtp_fd = listener_open(cfg->listen, config_service_port(cfg, 25), err,
 	    sizeof(err));
 	if (smtp_fd < 0) {
 		log_warnx("smtp: cannot listen on %s", err);
+		free(config_path);
 		return 1;
 	}
 	conn_limit_init();
