@@ -32,6 +32,9 @@ struct smtp_data_decoder {
 	bool pending_cr;	/* BDAT: a CR ended the previous chunk */
 	unsigned flaws;		/* OR of enum smtp_data_flaw */
 	uint64_t out_total;	/* octets produced so far */
+	/* DATA: a decoded byte that did not fit in the caller's out buffer
+	 * (-1: none); written first by the next call. See smtp_data.c. */
+	int held;
 };
 
 /*
@@ -53,6 +56,10 @@ void smtp_data_decoder_init(struct smtp_data_decoder *d, bool dot_stuffed,
  * Output is the message exactly as sent, minus the dot-stuffing dots: bare
  * CR and LF bytes are passed through unchanged (and flagged), so nothing is
  * ever turned into a line end.
+ * One flawed sequence (".\r" at a line start followed by anything but LF;
+ * the dot is dropped, the CR kept) can leave one output byte for the next
+ * call; the output is complete whenever *done_r is set. Called again after
+ * done, it consumes nothing and sets *done_r again.
  */
 size_t smtp_data_decode(struct smtp_data_decoder *d, const char *in,
     size_t len, char *out, size_t *out_len_r, bool *done_r);
