@@ -61,10 +61,12 @@ void config_free(struct tegami_config **cfgp);
 
 /* Values `tegami init` puts in the sample instead of the defaults. */
 struct config_init_values {
-	const char *domain;
+	const char *domain;	/* the domains value: one name, or several
+				 * separated by commas and/or spaces */
 	const char *hostname;
 	const char *listen;	/* NULL: the default */
 	unsigned port_base;
+	const char *user;	/* NULL: the default ("tegami") */
 };
 
 /*
@@ -84,5 +86,25 @@ bool config_is_local_domain(const struct tegami_config *cfg,
 /* The port of a service: port_base + standard port, or the standard port. */
 unsigned config_service_port(const struct tegami_config *cfg,
     unsigned standard_port);
+
+/*
+ * Checks value (already trimmed) as setting key would take it in the file,
+ * so that `tegami init` refuses what config_load would refuse later.
+ * Returns 0, or -1 with the reason alone ("value out of range (0..64000)")
+ * in err; an unknown key is -1 too.
+ */
+int config_check_value(const char *key, const char *value, char *err,
+    size_t errsize);
+
+/*
+ * True when name is a DNS host name as mail needs it (RFC 1123 2.1,
+ * RFC 3696 2): labels of 1-63 letters, digits and inner hyphens, at most
+ * 253 octets, no trailing dot, a last label that is not all digits.
+ * Either case; internationalised names must be given in their xn-- form.
+ */
+bool config_dns_name_ok(const char *name);
+
+/* Parses yes/no/true/false/on/off (any case). Returns 0 or -1. */
+int config_parse_bool(const char *s, bool *value_r);
 
 #endif
