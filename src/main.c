@@ -25,6 +25,7 @@ usage(FILE *f)
 	    "       tegami [-c CONF] alias del ALIAS\n"
 	    "       tegami [-c CONF] alias list\n"
 	    "       tegami [-c CONF] config check\n"
+	    "       tegami config reference   (the settings, as Markdown)\n"
 	    "The default CONF is " TEGAMI_DEFAULT_CONFIG ".\n");
 }
 
@@ -57,6 +58,11 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "init") == 0)
 		return cli_init(argc - i, argv + i);
+	/* The settings reference needs no config file: docs/config.md is
+	 * regenerated with `tegami config reference > docs/config.md`. */
+	if (strcmp(cmd, "config") == 0 && i + 1 < argc &&
+	    strcmp(argv[i + 1], "reference") == 0)
+		return config_write_reference(stdout) == 0 ? 0 : 1;
 
 	if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "user") != 0 &&
 	    strcmp(cmd, "alias") != 0 && strcmp(cmd, "config") != 0) {
