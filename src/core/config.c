@@ -135,9 +135,11 @@ static const struct config_setting config_settings[] = {
 	  "Connections served at once by the whole server, all services and "
 	  "workers together. Connections beyond it are refused." },
 	{ "max_connections_per_ip", CT_UINT, FIELD(max_connections_per_ip),
-	  "20", NULL, 1, 100000,
-	  "Connections served at once for one client address, so that one "
-	  "host cannot take every slot of max_connections." },
+	  "50", NULL, 1, 100000,
+	  "Connections served at once for one client address (an IPv6 "
+	  "client counts by its /64), so that one host cannot take every "
+	  "slot of max_connections. 50 is Postfix's default too "
+	  "(smtpd_client_connection_count_limit)." },
 	{ "smtp_error_limit", CT_UINT, FIELD(smtp_error_limit), "20", NULL,
 	  1, 1000,
 	  "Errors (unknown commands, bad syntax, refused recipients) one SMTP "

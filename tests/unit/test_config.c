@@ -88,7 +88,7 @@ test_defaults(void)
 	CHECK(cfg->message_size_limit == 25 * 1024 * 1024);
 	CHECK(cfg->recipient_limit == 100);
 	CHECK(cfg->max_connections == 1000);
-	CHECK(cfg->max_connections_per_ip == 20);
+	CHECK(cfg->max_connections_per_ip == 50);
 	CHECK(cfg->smtp_error_limit == 20);
 	CHECK(cfg->smtp_greeting_delay_ms == 0);
 	CHECK(cfg->smtp_timeout_command == 300);
