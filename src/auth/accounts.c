@@ -548,6 +548,8 @@ parse_text(struct builder *b, const char *name, const char *text,
 
 	if (text == NULL)
 		return 0;
+	if (name == NULL)
+		name = aliases ? "aliases" : "users";
 	/* Size the index once for the most entries the text can hold,
 	 * instead of rehashing 100,000 users as it grows. */
 	for (line = text, n = 1; (line = memchr(line, '\n',

@@ -58,7 +58,8 @@ int accounts_load(const char *users_path, const char *aliases_path,
 
 /*
  * accounts_load on text held in memory (tests, fuzzing, the editors);
- * the names are used in error messages, a NULL text means an empty file.
+ * the names are used in error messages ("users" or "aliases" when NULL);
+ * a NULL text means an empty file.
  * The texts need not be NUL-terminated; a NUL byte in them is an error.
  */
 int accounts_parse(const char *users_name, const char *users_text,
