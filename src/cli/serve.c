@@ -85,6 +85,32 @@ front_check_access(const struct tegami_config *cfg)
 	}
 }
 
+/* Reads the settings and the accounts (without password hashes). */
+static int
+front_load(const char *config_path, struct tegami_config **cfg_r,
+    struct account_table **accounts_r, char *err, size_t errsize)
+{
+	char users[PATH_MAX], aliases[PATH_MAX];
+
+	if (config_load(config_path, cfg_r, err, errsize) < 0)
+		return -1;
+	if (accounts_state_path((*cfg_r)->state_dir, ACCOUNTS_USERS_FILE,
+	    users, sizeof(users)) < 0 ||
+	    accounts_state_path((*cfg_r)->state_dir, ACCOUNTS_ALIASES_FILE,
+	    aliases, sizeof(aliases)) < 0) {
+		snprintf(err, errsize, "%s: state_dir path too long",
+		    config_path);
+		config_free(cfg_r);
+		return -1;
+	}
+	if (accounts_load(users, aliases, false, accounts_r, err,
+	    errsize) < 0) {
+		config_free(cfg_r);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 front_idle_cb(void *arg)
 {
@@ -99,7 +125,7 @@ front_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct front *f = arg;
 	struct tegami_config *cfg, *old_cfg;
 	struct account_table *accounts, *old_accounts;
-	char users[PATH_MAX], aliases[PATH_MAX], err[1024];
+	char err[1024];
 
 	(void)what;
 	if (sig == SIGTERM || sig == SIGINT) {
@@ -108,31 +134,18 @@ front_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	/* SIGHUP: settings and accounts; the listeners stay as they are. */
-	if (config_load(f->config_path, &cfg, err, sizeof(err)) < 0) {
-		log_warnx("reload: %s; keeping the old configuration", err);
-		return;
-	}
-	if (path_join(users, sizeof(users), "%s/users", cfg->state_dir) < 0 ||
-	    path_join(aliases, sizeof(aliases), "%s/aliases",
-	    cfg->state_dir) < 0 ||
-	    accounts_load(users, aliases, false, &accounts, err,
+	if (front_load(f->config_path, &cfg, &accounts, err,
 	    sizeof(err)) < 0) {
 		log_warnx("reload: %s; keeping the old configuration", err);
-		config_free(&cfg);
 		return;
 	}
 	if (strcmp(cfg->listen, f->cfg->listen) != 0 ||
 	    cfg->port_base != f->cfg->port_base)
 		log_warnx("reload: listen and port_base changes need a "
 		    "restart");
+	/* Sessions and jobs never keep pointers into these. */
 	smtp_server_reload(&f->smtp, cfg, accounts, &old_cfg, &old_accounts);
-	/* Sessions read settings through the server; nothing else points
-	 * into the old ones except jobs' hostname: keep the old config
-	 * alive while jobs are pending. */
-	if (commit_pending(f->commit) == 0)
-		config_free(&old_cfg);
-	else
-		log_debug("reload: old configuration kept for pending jobs");
+	config_free(&old_cfg);
 	accounts_free(&old_accounts);
 	f->cfg = cfg;
 	log_info("reloaded configuration and accounts (%zu users, %zu "
@@ -153,22 +166,14 @@ front_main(const char *config_path, unsigned slot, int smtp_fd,
 	struct tegami_config *cfg;
 	struct account_table *accounts;
 	struct event *sig_term, *sig_int, *sig_hup;
-	char users[PATH_MAX], aliases[PATH_MAX], err[1024];
+	char err[1024];
 
 	log_set_role("front");
 	conn_limit_set_slot(slot);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* Read everything that needs the parent's rights before dropping. */
-	if (config_load(config_path, &cfg, err, sizeof(err)) < 0) {
-		log_warnx("%s", err);
-		exit(SERVE_EXIT_CONFIG);
-	}
-	if (path_join(users, sizeof(users), "%s/users", cfg->state_dir) < 0 ||
-	    path_join(aliases, sizeof(aliases), "%s/aliases",
-	    cfg->state_dir) < 0 ||
-	    accounts_load(users, aliases, false, &accounts, err,
-	    sizeof(err)) < 0) {
+	if (front_load(config_path, &cfg, &accounts, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
 		exit(SERVE_EXIT_CONFIG);
 	}

@@ -27,6 +27,9 @@ log_set_verbose(int verbose)
 	log_verbose = verbose;
 }
 
+static void log_vwrite(const char *level, const char *fmt, va_list ap,
+    int errnum) __attribute__((format(printf, 2, 0)));
+
 static void
 log_vwrite(const char *level, const char *fmt, va_list ap, int errnum)
 {

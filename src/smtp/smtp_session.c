@@ -878,7 +878,7 @@ smtp_message_end(struct smtp_session *s)
 	job->fd = s->spool_fd;
 	job->spool_path = xstrdup(s->spool_path);
 	job->size = s->header_size + s->message_size;
-	job->hostname = cfg->hostname;
+	job->hostname = xstrdup(cfg->hostname);
 	job->owner = s;
 	job->maildirs = xcalloc(s->rcpts.n_targets, sizeof(*job->maildirs));
 	for (i = 0; i < s->rcpts.n_targets; i++) {

@@ -347,6 +347,7 @@ commit_job_free(struct commit_job *job)
 	free(job->queue_path);
 	free(job->envelope_path);
 	free(job->envelope);
+	free(job->hostname);
 	for (i = 0; i < job->n_links; i++)
 		free(job->links[i]);
 	free(job->links);

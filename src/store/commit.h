@@ -27,7 +27,7 @@ struct commit_job {
 	char *envelope_path;	/* with queue_path: the envelope file */
 	char *envelope;		/* its content */
 	size_t envelope_len;
-	const char *hostname;	/* for Maildir names */
+	char *hostname;		/* for Maildir names */
 	void *owner;		/* the submitter's, untouched */
 
 	/* Set by the pool before the done callback. */
