@@ -587,6 +587,17 @@ smtp_address_has_route_chars(const struct smtp_address *addr)
 	return false;
 }
 
+bool
+smtp_address_has_shell_chars(const struct smtp_address *addr)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(addr->local) && addr->local[i] != '\0'; i++)
+		if (strchr("`$|{}", addr->local[i]) != NULL)
+			return true;
+	return false;
+}
+
 const char *
 smtp_address_strerror(enum smtp_address_result r)
 {

@@ -68,6 +68,14 @@ size_t smtp_address_format(const struct smtp_address *addr, char *out,
  */
 bool smtp_address_has_route_chars(const struct smtp_address *addr);
 
+/*
+ * True when the local part holds '`', '$', '|', '{' or '}': legal atext,
+ * but found in no real mailbox name and in every shell and expansion
+ * injection (CVE-2020-7247, CVE-2019-10149). tegami never passes an address
+ * to a shell; refusing them anyway protects whatever reads the mail later.
+ */
+bool smtp_address_has_shell_chars(const struct smtp_address *addr);
+
 /* A short English reason for a result, for replies and logs. */
 const char *smtp_address_strerror(enum smtp_address_result r);
 

@@ -37,6 +37,8 @@
 #define SMTP_INPUT_MAX (256 * 1024)	/* buffered from the peer, at most */
 #define SMTP_SPOOL_BUFFER 65536		/* decoded bytes batched per write */
 #define SMTP_HELO_MAX 256
+#define SMTP_REPLY_SHELL_CHARS \
+	"553 5.1.3 Address contains characters not accepted here"
 
 enum smtp_state {
 	SMTP_STATE_GREETING,	/* waiting out the greeting delay */
@@ -465,6 +467,11 @@ smtp_do_mail(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply_error(s, err);
 		return;
 	}
+	if (smtp_address_has_shell_chars(&s->mail.from)) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		smtp_reply_error(s, SMTP_REPLY_SHELL_CHARS);
+		return;
+	}
 	if (!s->esmtp && (s->mail.has_size || s->mail.smtputf8 ||
 	    s->mail.body != SMTP_BODY_7BIT)) {
 		memset(&s->mail, 0, sizeof(s->mail));
@@ -510,6 +517,10 @@ smtp_do_rcpt(struct smtp_session *s, const char *args, size_t len)
 	err = smtp_parse_rcpt_args(args, len, s->mail.smtputf8, &rcpt);
 	if (err != NULL) {
 		smtp_reply_error(s, err);
+		return;
+	}
+	if (smtp_address_has_shell_chars(&rcpt.to)) {
+		smtp_reply_error(s, SMTP_REPLY_SHELL_CHARS);
 		return;
 	}
 	if (s->n_rcpt_given >= cfg->recipient_limit) {

@@ -623,7 +623,19 @@ test_shell_payloads(void)
 	    &consumed) == OK);
 	CHECK_STR(a.local, "a`touch${IFS}/tmp/pwn`");
 	CHECK_STR(a.domain, "x");
+	/* Legal, but the session refuses it (smtp_address_has_shell_chars). */
+	CHECK(smtp_address_has_shell_chars(&a));
 	CHECK(parse_exact(IN("<a|b@x>"), NONE, &a, &consumed) == OK);
+	CHECK(smtp_address_has_shell_chars(&a));
+	CHECK(parse_exact(IN("<a{b@x>"), NONE, &a, &consumed) == OK);
+	CHECK(smtp_address_has_shell_chars(&a));
+	CHECK(parse_exact(IN("<a}b@x>"), NONE, &a, &consumed) == OK);
+	CHECK(smtp_address_has_shell_chars(&a));
+	CHECK(parse_exact(IN("<a$b@x>"), NONE, &a, &consumed) == OK);
+	CHECK(smtp_address_has_shell_chars(&a));
+	CHECK(parse_exact(IN("<a.b-c_d+e~f'g=h?i^j&k*l#m/n@x>"), NONE, &a,
+	    &consumed) == OK);
+	CHECK(!smtp_address_has_shell_chars(&a));
 	CHECK(parse_exact(IN("<a;b@x>"), NONE, &a, &consumed) == SYNTAX);
 	CHECK(parse_exact(IN("<a\nb@x>"), NONE, &a, &consumed) == SYNTAX);
 	CHECK(parse_exact(IN("<a@x\r\n>"), NONE, &a, &consumed) == SYNTAX);
