@@ -11,6 +11,7 @@
 #define R_LINE_TOO_LONG		"500 5.5.2 Line too long"
 #define R_EMPTY			"500 5.5.2 Error: bad syntax"
 #define R_NUL			"500 5.5.2 Invalid character (NUL) in command"
+#define R_ARGS_NUL		"501 5.5.2 Invalid character (NUL) in parameters"
 #define R_8BIT			"500 5.5.2 Invalid character in command"
 #define R_UNKNOWN		"500 5.5.1 Command unrecognized"
 
@@ -118,8 +119,15 @@ smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd_r)
 
 	if (len > SMTP_COMMAND_LINE_MAX - 2)
 		return R_LINE_TOO_LONG;
-	if (memchr(line, '\0', len) != NULL)
-		return R_NUL;
+	{
+		const char *nul = memchr(line, '\0', len);
+		const char *space = memchr(line, ' ', len);
+
+		/* In the verb: not a command at all; after it: bad arguments
+		 * (security-tests.md 15 expects 501 for MAIL FROM:<a\0b@x>). */
+		if (nul != NULL)
+			return space != NULL && space < nul ? R_ARGS_NUL : R_NUL;
+	}
 
 	for (vlen = 0; vlen < len && line[vlen] != ' '; vlen++)
 		if ((unsigned char)line[vlen] >= 0x80)

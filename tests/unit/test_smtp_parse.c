@@ -16,6 +16,7 @@
 
 #define R_UNKNOWN	"500 5.5.1 Command unrecognized"
 #define R_NUL		"500 5.5.2 Invalid character (NUL) in command"
+#define R_ARGS_NUL	"501 5.5.2 Invalid character (NUL) in parameters"
 #define R_8BIT		"500 5.5.2 Invalid character in command"
 #define R_EMPTY		"500 5.5.2 Error: bad syntax"
 #define R_TOO_LONG	"500 5.5.2 Line too long"
@@ -127,15 +128,18 @@ test_nul(void)
 	char line[sizeof(base)];
 	size_t i;
 
-	/* a NUL in every position, including inside the verb */
+	/* a NUL in every position: in the verb (or in place of the space
+	 * after it) 500, in the arguments 501 */
 	for (i = 0; i < sizeof(base) - 1; i++) {
 		memcpy(line, base, sizeof(base) - 1);
 		line[i] = '\0';
-		check_cmd_err(line, sizeof(base) - 1, R_NUL);
+		check_cmd_err(line, sizeof(base) - 1, i <= 4 ? R_NUL :
+		    R_ARGS_NUL);
 	}
 	check_cmd_err(L("\0"), R_NUL);
 	check_cmd_err(L("NOOP\0"), R_NUL);
-	check_cmd_err(L("MAIL FROM:<a\0b@x>"), R_NUL);
+	check_cmd_err(L("NOOP \0"), R_ARGS_NUL);
+	check_cmd_err(L("MAIL FROM:<a\0b@x>"), R_ARGS_NUL);
 	/* NUL wins over 8-bit */
 	check_cmd_err(L("\xff\0"), R_NUL);
 }
