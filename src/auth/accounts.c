@@ -742,19 +742,6 @@ accounts_free(struct account_table **tablep)
 typedef int (*edit_fn)(void *ctx, const char *path, const char *old,
     size_t oldlen, struct buf *out, char *err, size_t errsize);
 
-static void
-dir_of(const char *path, char *out, size_t outsize)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		snprintf(out, outsize, ".");
-	else if (slash == path)
-		snprintf(out, outsize, "/");
-	else
-		snprintf(out, outsize, "%.*s", (int)(slash - path), path);
-}
-
 /*
  * Runs fn under an exclusive lock on PATH.lock and replaces PATH with its
  * output atomically. The lock file stays: removing it would let a waiter
@@ -776,7 +763,7 @@ accounts_edit(const char *path, mode_t new_mode, edit_fn fn, void *ctx,
 	    path_join(tmppath, sizeof(tmppath), "%s.tmp.%ld", path,
 	    (long)getpid()) == -1)
 		return fail(err, errsize, "%s: path too long", path);
-	dir_of(path, dirpath, sizeof(dirpath));
+	(void)path_dirname(path, dirpath, sizeof(dirpath));
 	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600);
 	if (lockfd == -1)

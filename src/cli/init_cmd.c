@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "core/util.h"
 
 #define INIT_CONF_NAME "tegami.conf"
 #define INIT_DIR_MODE 0755
@@ -164,32 +165,6 @@ init_check(const char *option, const char *key, const char *value)
 	return 0;
 }
 
-static int
-fsync_dir(const char *path)
-{
-	int fd, rc;
-
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-/* The directory part of path ("." or "/" when there is none). */
-static void
-parent_of(const char *path, char *out, size_t outsize)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		snprintf(out, outsize, ".");
-	else if (slash == path)
-		snprintf(out, outsize, "/");
-	else
-		snprintf(out, outsize, "%.*s", (int)(slash - path), path);
-}
-
 /*
  * mkdir -p with mode for what it creates (chmod, so the umask cannot make
  * it tighter or looser), fsyncing each new directory's parent so that the
@@ -218,7 +193,7 @@ make_dirs(const char *dir, mode_t mode, bool *created_r)
 		if (mkdir(path, mode) == 0) {
 			if (chmod(path, mode) < 0)
 				return -1;
-			parent_of(path, parent, sizeof(parent));
+			(void)path_dirname(path, parent, sizeof(parent));
 			if (fsync_dir(parent) < 0)
 				return -1;
 			*created_r = true;

@@ -120,6 +120,18 @@ path_join(char *out, size_t outsize, const char *fmt, ...)
 	return 0;
 }
 
+int
+path_dirname(const char *path, char *out, size_t outsize)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return path_join(out, outsize, ".");
+	if (slash == path)
+		return path_join(out, outsize, "/");
+	return path_join(out, outsize, "%.*s", (int)(slash - path), path);
+}
+
 void
 random_bytes(void *buf, size_t n)
 {

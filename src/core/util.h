@@ -31,6 +31,10 @@ int fsync_dir(const char *path);
 int path_join(char *out, size_t outsize, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The directory part of path: "." when it has no '/', "/" for "/x".
+ * Returns 0, or -1 (ENAMETOOLONG) if it did not fit in out. */
+int path_dirname(const char *path, char *out, size_t outsize);
+
 /* Fills buf with n random bytes from getrandom(2); aborts on failure. */
 void random_bytes(void *buf, size_t n);
 
