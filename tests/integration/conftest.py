@@ -1,0 +1,130 @@
+# pytest fixtures for the tegami integration suite: servers started from a
+# fresh `tegami init` state directory, stopped by PID after each test (or
+# module), with the tail of server.log attached to every failure.
+import atexit
+import os
+import signal
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import tegami_harness as th  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _environment():
+    if not (os.path.isfile(th.TEGAMI_BIN) and
+            os.access(th.TEGAMI_BIN, os.X_OK)):
+        pytest.fail("tegami binary %s not found (set TEGAMI_BIN)" %
+                    th.TEGAMI_BIN, pytrace=False)
+    if os.geteuid() != 0:
+        pytest.fail("the integration suite runs as root (inside "
+                    "`unshare --net`)", pytrace=False)
+    th.ensure_system_user("tegami")
+    yield
+
+
+def _kill_leftovers():
+    for srv in list(th.ACTIVE_SERVERS):
+        if srv.proc is not None and srv.proc.poll() is None:
+            try:
+                os.killpg(srv.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+atexit.register(_kill_leftovers)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for srv in th.ACTIVE_SERVERS:
+            srv.failed = True
+            rep.sections.append(("tegami server log (%s)" % srv.dir,
+                                 srv.log_tail(60)))
+
+
+def _finish(servers):
+    """Stops servers; returns problems found (death, sanitizer output)."""
+    problems = []
+    for srv in servers:
+        if srv.proc is not None and not srv.intentionally_dead and \
+                srv.proc.poll() is not None:
+            problems.append("tegami serve (%s) died during the test with "
+                            "status %s" % (srv.dir, srv.proc.returncode))
+        srv.stop()
+        reports = srv.sanitizer_reports()
+        if reports:
+            problems.append("sanitizer reports in %s:\n%s" % (
+                srv.log_path, "\n".join(reports[:20])))
+        if problems:
+            srv.failed = True
+            problems.append(srv.log_tail(60))
+        srv.cleanup()
+    return problems
+
+
+@pytest.fixture
+def server_factory():
+    """make(extra_config=[...], start=True, users=None, aliases=None,
+    parent_dir=None, log_path=None) -> TegamiServer. Every server is
+    stopped (SIGTERM, SIGKILL after 10 s) at the end of the test."""
+    servers = []
+
+    def make(extra_config=(), start=True, **kw):
+        srv = th.TegamiServer(extra_config=extra_config, **kw)
+        servers.append(srv)
+        srv.init()
+        if start:
+            srv.start()
+        return srv
+
+    yield make
+    problems = _finish(servers)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def server(server_factory):
+    """A default server for one test."""
+    return server_factory()
+
+
+@pytest.fixture(scope="module")
+def mserver(request):
+    """One server shared by a module; the module may set SERVER_CONFIG."""
+    srv = th.TegamiServer(
+        extra_config=getattr(request.module, "SERVER_CONFIG", ()))
+    try:
+        srv.init()
+        srv.start()
+    except BaseException:
+        srv.failed = True
+        srv.cleanup()
+        raise
+    yield srv
+    problems = _finish([srv])
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _servers_stay_up():
+    """After every test: no server that the test did not stop has died."""
+    yield
+    dead = [s for s in th.ACTIVE_SERVERS
+            if s.proc is not None and not s.intentionally_dead and
+            s.proc.poll() is not None]
+    for s in dead:
+        s.failed = True
+        s.intentionally_dead = True   # report once
+    if dead:
+        pytest.fail("tegami serve died during this test:\n" + "\n".join(
+            "status %s\n%s" % (s.proc.returncode, s.log_tail(60))
+            for s in dead), pytrace=False)
