@@ -4,6 +4,7 @@
 import atexit
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -33,9 +34,19 @@ def _kill_leftovers():
                 os.killpg(srv.proc.pid, signal.SIGKILL)
             except OSError:
                 pass
+    for mnt in list(th.MOUNTS):
+        subprocess.run(["umount", "-l", mnt])
+
+
+def _on_sigterm(signum, frame):
+    # pytest killed by a timeout: no finalizer runs, so stop our servers
+    # and unmount our file systems here.
+    _kill_leftovers()
+    os._exit(128 + signum)
 
 
 atexit.register(_kill_leftovers)
+signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 @pytest.hookimpl(hookwrapper=True)

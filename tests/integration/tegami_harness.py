@@ -45,6 +45,8 @@ PORT_BASES = list(range(20000, 60001, 1000))
 # Every server started and not yet cleaned up; conftest attaches their log
 # tails to failing test reports and kills them at exit.
 ACTIVE_SERVERS = []
+# tmpfs mount points a test has mounted and not yet unmounted.
+MOUNTS = []
 
 
 def _port_free(port, reuse=False):
@@ -769,6 +771,8 @@ class Strace:
         self.proc = None
 
     def __enter__(self):
+        assert shutil.which("strace"), \
+            "strace is not installed (scripts/install-deps test installs it)"
         cmd = ["strace", "-f", "-tt", "-y", "-s", "256", "-e",
                "trace=" + ",".join(self.syscalls), "-o", self.out_path]
         for p in self.pids:

@@ -222,10 +222,12 @@ def tmpfs():
     os.chmod(mnt, 0o755)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755",
                     "tmpfs", mnt], check=True)
+    th.MOUNTS.append(mnt)
     logdir = th.make_state_parent()
     yield mnt, logdir
     if subprocess.run(["umount", mnt]).returncode != 0:
         subprocess.run(["umount", "-l", mnt])
+    th.MOUNTS.remove(mnt)
     os.rmdir(mnt)
     shutil.rmtree(logdir, ignore_errors=True)
 

@@ -57,6 +57,17 @@ def test_recipient_limit_setting_and_distinct_mailboxes(server_factory):
     assert th.files_containing(srv.maildir("carol@local.test"), tok) == []
 
 
+def test_alias_depth_max(server_factory):
+    # all -> staff -> alice is two levels deep
+    srv = server_factory(["alias_depth_max = 1"])
+    with srv.connect() as c:
+        c.ehlo()
+        expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 ")
+        expect(c.cmd("RCPT TO:<staff@local.test>"), "250 2.1.5")
+        expect(c.cmd("RCPT TO:<all@local.test>"), "550 5.4.6")
+        expect(c.cmd("RCPT TO:<loop1@local.test>"), "550 5.4.6")
+
+
 class Reader(threading.Thread):
     """Collects everything a socket receives until EOF or error."""
 
@@ -146,12 +157,26 @@ def test_rcpt_flood_10000_accepted_bounded_memory(server_factory):
     assert len(th.files_containing(srv.dir, tok)) == 1
 
 
+def connect_220(srv, source=None):
+    """A connection that got the banner. The server releases a closed
+    connection's slot asynchronously (the readiness probe's, say), so a
+    421 4.7.0 right at the start is retried for a bounded time."""
+    def attempt():
+        c = srv.connect(source=source)
+        if c.banner.code == 220:
+            return c
+        assert c.banner.lines == [TOO_MANY], c.banner
+        c.close()
+        return None
+    return th.wait_until(attempt, timeout=5, what="a connection slot")
+
+
 def test_max_connections_per_ip(server_factory):
     srv = server_factory(["max_connections_per_ip = 5"])
     held = []
     try:
         for _ in range(5):
-            c = srv.connect()
+            c = connect_220(srv)
             held.append(c)
             assert c.banner.lines == ["220 %s ESMTP tegami" % th.HOSTNAME]
         sixth = srv.connect()
@@ -168,13 +193,7 @@ def test_max_connections_per_ip(server_factory):
         assert held[0].is_closed()
         held[0].close()
 
-        def try_again():
-            c = srv.connect()
-            if c.banner.code == 220:
-                return c
-            c.close()
-            return None
-        c = th.wait_until(try_again, what="a free per-IP slot")
+        c = connect_220(srv)
         held[0] = c
         c.ehlo()
     finally:
@@ -187,7 +206,7 @@ def test_max_connections_total(server_factory):
     held = []
     try:
         for i in range(3):
-            c = srv.connect(source="127.0.0.%d" % (i + 1))
+            c = connect_220(srv, source="127.0.0.%d" % (i + 1))
             held.append(c)
             expect(c.banner, "220 ")
         extra = srv.connect(source="127.0.0.9")

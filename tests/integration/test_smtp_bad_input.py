@@ -3,6 +3,7 @@
 # out-of-order commands, error limit, BDAT edge cases, MIME bombs,
 # improper pipelining and early talkers. Raw sockets throughout, because
 # smtplib normalises line ends and would hide these bugs.
+import re
 import time
 import uuid
 
@@ -107,13 +108,20 @@ def test_nul_in_commands(mserver):
 
 def test_nul_in_data(mserver):
     tok = token()
+    sender = tok.lower() + "@ext.test"
     with mserver.connect() as c:
-        start_data(c)
+        c.ehlo()
+        expect(c.cmd("MAIL FROM:<%s>" % sender), "250 2.1.0 Ok")
+        expect(c.cmd("RCPT TO:<bob@local.test>"), "250 2.1.5 Ok")
+        expect(c.cmd("DATA"), "354 ")
         c.send(b"Subject: " + tok.encode() + b"\r\n\r\nnul \x00 here\r\n"
                b"more\r\n.\r\n")
         expect(c.reply(), "550 5.6.0")
         session_goes_on(c)
     nothing_with(mserver, tok)
+    # the refusal is logged per message, with a reason
+    mserver.wait_log(r"from=<%s> to=<bob@local\.test> size=\d+ "
+                     r"result=rejected reason=\"[^\"]+\"" % re.escape(sender))
 
 
 def test_bare_cr_in_ehlo_and_headers_injection(mserver):

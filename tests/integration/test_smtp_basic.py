@@ -251,6 +251,10 @@ def test_simple_commands(mserver):
         assert c.cmd("FROB").lines == ["500 5.5.1 Command unrecognized"]
         assert c.cmd("QUIT").lines == ["221 2.0.0 Bye"]
         assert c.is_closed()
+    # AUTH data and passwords never reach the log
+    log = mserver.log_text()
+    assert "AGFsaWNlAGFsaWNlLVNlY3JldC0x" not in log
+    assert th.DEFAULT_USERS["alice@local.test"] not in log
 
 
 def test_rset_clears_the_transaction(mserver):
