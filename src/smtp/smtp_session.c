@@ -37,6 +37,14 @@
 #define SMTP_INPUT_MAX (256 * 1024)	/* buffered from the peer, at most */
 #define SMTP_SPOOL_BUFFER 65536		/* decoded bytes batched per write */
 #define SMTP_HELO_MAX 256
+/*
+ * RCPTs past recipient_limit get 452 and are not errors at first, since an
+ * honest client just sends them again in the next transaction; this many
+ * more and each one counts as an error (Postfix's
+ * smtpd_recipient_overshoot_limit), so that a flood ends in 421.
+ */
+#define SMTP_RCPT_OVERSHOOT_MAX 1000
+#define SMTP_REPLY_TOO_MANY_RCPTS "452 4.5.3 Too many recipients"
 #define SMTP_REPLY_SHELL_CHARS \
 	"553 5.1.3 Address contains characters not accepted here"
 
@@ -74,6 +82,7 @@ struct smtp_session {
 	struct recipient_list rcpts;	/* resolved destinations */
 	char **rcpt_given;		/* as the client wrote them */
 	size_t n_rcpt_given;
+	uint64_t rcpt_attempts;		/* RCPT commands, accepted or not */
 	char queue_id[17];
 
 	/* The message being received. */
@@ -248,6 +257,7 @@ smtp_transaction_reset(struct smtp_session *s)
 	free(s->rcpt_given);
 	s->rcpt_given = NULL;
 	s->n_rcpt_given = 0;
+	s->rcpt_attempts = 0;
 	s->queue_id[0] = '\0';
 	s->bdat_started = false;
 	s->bdat_discard = false;
@@ -318,10 +328,8 @@ smtp_timer_cb(evutil_socket_t fd, short what, void *arg)
 	case SMTP_STATE_GREETING:
 		if (io_input_length(s->io) > 0)
 			smtp_early_talker(s);
-		else {
+		else
 			smtp_banner(s);
-			io_resume(s->io);
-		}
 		break;
 	case SMTP_STATE_DATA:
 	case SMTP_STATE_BDAT:
@@ -382,8 +390,9 @@ smtp_session_start(struct smtp_server *srv, int fd,
 			.tv_usec = (cfg->smtp_greeting_delay_ms % 1000) * 1000,
 		};
 
+		/* Input stays enabled: anything that arrives now is an early
+		 * talker (smtp_input in SMTP_STATE_GREETING). */
 		smtp_set_state(s, SMTP_STATE_GREETING);
-		io_pause(s->io);
 		evtimer_add(s->timer, &tv);
 		return;
 	}
@@ -514,6 +523,7 @@ smtp_do_rcpt(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply_error(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
+	s->rcpt_attempts++;
 	err = smtp_parse_rcpt_args(args, len, s->mail.smtputf8, &rcpt);
 	if (err != NULL) {
 		smtp_reply_error(s, err);
@@ -524,7 +534,11 @@ smtp_do_rcpt(struct smtp_session *s, const char *args, size_t len)
 		return;
 	}
 	if (s->n_rcpt_given >= cfg->recipient_limit) {
-		smtp_reply(s, "452 4.5.3 Too many recipients");
+		if (s->rcpt_attempts > (uint64_t)cfg->recipient_limit +
+		    SMTP_RCPT_OVERSHOOT_MAX)
+			smtp_reply_error(s, SMTP_REPLY_TOO_MANY_RCPTS);
+		else
+			smtp_reply(s, SMTP_REPLY_TOO_MANY_RCPTS);
 		return;
 	}
 	err = recipient_resolve(cfg, s->srv->accounts, &rcpt.to, false,
@@ -609,6 +623,17 @@ smtp_start_deadline(struct smtp_session *s)
 	evtimer_add(s->timer, &tv);
 }
 
+/* RFC 5321 4.1.1.4 / RFC 3030 2: DATA or BDAT with nobody to deliver to. */
+static const char *
+smtp_no_recipients_reply(const struct smtp_session *s)
+{
+	if (s->rcpts.n_targets > 0)
+		return NULL;
+	if (s->rcpt_attempts == 0)
+		return "503 5.5.1 Error: need RCPT command";
+	return "554 5.5.1 Error: no valid recipients";
+}
+
 static void
 smtp_do_data(struct smtp_session *s, const char *args, size_t len)
 {
@@ -624,8 +649,8 @@ smtp_do_data(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply_error(s, "503 5.5.1 Error: DATA after BDAT");
 		return;
 	}
-	if (s->rcpts.n_targets == 0) {
-		smtp_reply_error(s, "554 5.5.1 Error: no valid recipients");
+	if (smtp_no_recipients_reply(s) != NULL) {
+		smtp_reply_error(s, smtp_no_recipients_reply(s));
 		return;
 	}
 	if (!smtp_spool_open(s))
@@ -664,8 +689,8 @@ smtp_do_bdat(struct smtp_session *s, const char *args, size_t len)
 		s->bdat_error = "503 5.5.1 Error: send HELO/EHLO first";
 	else if (!s->mail_seen)
 		s->bdat_error = "503 5.5.1 Error: need MAIL command";
-	else if (s->rcpts.n_targets == 0)
-		s->bdat_error = "554 5.5.1 Error: no valid recipients";
+	else
+		s->bdat_error = smtp_no_recipients_reply(s);
 	if (s->bdat_error != NULL) {
 		s->bdat_discard = true;
 	} else if (!s->bdat_started) {

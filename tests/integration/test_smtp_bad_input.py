@@ -350,7 +350,8 @@ def test_out_of_order_commands(mserver):
         expect(c.cmd("DATA"), "503 5.5.1")
         expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 2.1.0")
         expect(c.cmd("MAIL FROM:<b@ext.test>"), "503 5.5.1")
-        assert c.cmd("DATA").lines == ["554 5.5.1 Error: no valid recipients"]
+        # no RCPT at all: out of sequence; RCPTs that all failed: 554
+        assert c.cmd("DATA").lines == ["503 5.5.1 Error: need RCPT command"]
         expect(c.cmd("RCPT TO:<nobody@local.test>"), "550 5.1.1")
         assert c.cmd("DATA").lines == ["554 5.5.1 Error: no valid recipients"]
         expect(c.cmd("RCPT TO:<>"), "501 ")
