@@ -538,7 +538,7 @@ static int
 parse_text(struct builder *b, const char *name, const char *text,
     size_t len, bool aliases, bool with_hashes, char *err, size_t errsize)
 {
-	struct lines it = { text, text + len, 0 };
+	struct lines it;
 	size_t line_max = aliases ? ACCOUNTS_ALIASES_LINE_MAX :
 	    ACCOUNTS_USERS_LINE_MAX;
 	char address[ACCOUNT_ADDRESS_MAX + 1], why[256];
@@ -546,8 +546,10 @@ parse_text(struct builder *b, const char *name, const char *text,
 	size_t n;
 	int rc;
 
+	/* An empty buffer may come as NULL (and NULL + 0 is undefined). */
 	if (text == NULL)
 		return 0;
+	it = (struct lines){ text, text + len, 0 };
 	if (name == NULL)
 		name = aliases ? "aliases" : "users";
 	/* Size the index once for the most entries the text can hold,
