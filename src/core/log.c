@@ -13,12 +13,14 @@
 #include <unistd.h>
 
 static const char *log_role = "tegami";
+static long log_pid;	/* set with the role: after fork, once */
 static int log_verbose;
 
 void
 log_set_role(const char *role)
 {
 	log_role = role;
+	log_pid = (long)getpid();
 }
 
 void
@@ -43,7 +45,8 @@ log_vwrite(const char *level, const char *fmt, va_list ap, int errnum)
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%ld]: %s: ",
-	    (long)(tv.tv_usec / 1000), log_role, (long)getpid(), level);
+	    (long)(tv.tv_usec / 1000), log_role,
+	    log_pid != 0 ? log_pid : (long)getpid(), level);
 	if (r > 0 && (size_t)r < sizeof(line) - n)
 		n += (size_t)r;
 	r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);

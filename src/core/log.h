@@ -11,7 +11,8 @@
 
 #define LOG_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 
-/* Sets the process role shown in each line ("parent", "front", ...). */
+/* Sets the process role shown in each line ("parent", "front", ...)
+ * and notes the pid for it: call it again in a child after fork(). */
 void log_set_role(const char *role);
 /* 0 = info and up; 1 = also debug. */
 void log_set_verbose(int verbose);

@@ -24,6 +24,8 @@
 
 struct io {
 	struct bufferevent *bev;
+	struct evbuffer *out;	/* replies not yet handed to the socket */
+	bool in_input_cb;	/* replies are flushed when it returns */
 	struct io_callbacks cb;
 	void *arg;
 	bool discarding;	/* skipping the rest of an over-long line */
@@ -34,6 +36,7 @@ struct io {
 	char line[IO_LINE_BUFFER_MAX + 1];
 };
 
+static void io_flush(struct io *io);
 static void io_read_cb(struct bufferevent *bev, void *arg);
 static void io_write_cb(struct bufferevent *bev, void *arg);
 static void io_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -62,7 +65,8 @@ io_new(struct event_base *base, int fd, size_t input_max,
 	struct io *io = xcalloc(1, sizeof(*io));
 
 	io->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (io->bev == NULL)
+	io->out = evbuffer_new();
+	if (io->bev == NULL || io->out == NULL)
 		fatalx("bufferevent_socket_new failed");
 	io->cb = *cb;
 	io->arg = arg;
@@ -83,6 +87,7 @@ io_free(struct io **iop)
 	if (io == NULL)
 		return;
 	bufferevent_free(io->bev);
+	evbuffer_free(io->out);
 	free(io);
 	*iop = NULL;
 }
@@ -93,6 +98,30 @@ io_set_timeout(struct io *io, unsigned seconds)
 	struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
 
 	bufferevent_set_timeouts(io->bev, seconds ? &tv : NULL, NULL);
+}
+
+/*
+ * Sends queued replies. When the socket has nothing else pending, they go
+ * out with one writev() straight away; only what the kernel does not take
+ * goes through the bufferevent, which would otherwise arm and disarm a
+ * write event (two epoll_ctl calls) for every reply.
+ */
+static void
+io_flush(struct io *io)
+{
+	struct evbuffer *bev_out = bufferevent_get_output(io->bev);
+
+	if (evbuffer_get_length(io->out) == 0)
+		return;
+	if (evbuffer_get_length(bev_out) == 0) {
+		while (evbuffer_get_length(io->out) > 0) {
+			if (evbuffer_write(io->out, bufferevent_getfd(io->bev)) <= 0)
+				break;	/* EAGAIN or an error: libevent sees it */
+		}
+		if (evbuffer_get_length(io->out) == 0)
+			return;
+	}
+	evbuffer_add_buffer(bev_out, io->out);
 }
 
 static void
@@ -106,8 +135,13 @@ io_read_cb(struct bufferevent *bev, void *arg)
 		    evbuffer_get_length(bufferevent_get_input(io->bev)));
 		return;
 	}
-	if (!io->paused)
-		io->cb.input(io->arg);
+	if (io->paused)
+		return;
+	io->in_input_cb = true;
+	io->cb.input(io->arg);
+	io->in_input_cb = false;
+	/* One write for all the replies to a pipelined group (RFC 2920). */
+	io_flush(io);
 }
 
 static void
@@ -225,8 +259,9 @@ io_input_drain(struct io *io, size_t n)
 void
 io_write(struct io *io, const char *buf, size_t len)
 {
-	if (bufferevent_write(io->bev, buf, len) < 0)
-		log_warnx("io: bufferevent_write failed");
+	evbuffer_add(io->out, buf, len);
+	if (!io->in_input_cb)
+		io_flush(io);
 }
 
 void
@@ -235,22 +270,26 @@ io_printf(struct io *io, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(io->bev), fmt, ap);
+	evbuffer_add_vprintf(io->out, fmt, ap);
 	va_end(ap);
+	if (!io->in_input_cb)
+		io_flush(io);
 }
 
 void
 io_reply(struct io *io, const char *line)
 {
-	struct evbuffer *out = bufferevent_get_output(io->bev);
-
-	evbuffer_add(out, line, strlen(line));
-	evbuffer_add(out, "\r\n", 2);
+	evbuffer_add(io->out, line, strlen(line));
+	evbuffer_add(io->out, "\r\n", 2);
+	if (!io->in_input_cb)
+		io_flush(io);
 }
 
 void
 io_pause(struct io *io)
 {
+	if (io->paused)
+		return;
 	io->paused = true;
 	bufferevent_disable(io->bev, EV_READ);
 }
@@ -260,8 +299,11 @@ io_resume(struct io *io)
 {
 	if (io->closing)
 		return;
-	io->paused = false;
-	bufferevent_enable(io->bev, EV_READ);
+	/* Enabling also restarts reading after a read timeout disabled it. */
+	if (io->paused || !(bufferevent_get_enabled(io->bev) & EV_READ)) {
+		io->paused = false;
+		bufferevent_enable(io->bev, EV_READ);
+	}
 	/* Input that arrived while paused must not wait for more bytes. */
 	if (evbuffer_get_length(bufferevent_get_input(io->bev)) > 0)
 		bufferevent_trigger(io->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
@@ -275,6 +317,7 @@ io_close_after_flush(struct io *io)
 
 	if (io->closing)
 		return;
+	io_flush(io);
 	io->closing = true;
 	/* A peer that never reads must not hold the session forever. */
 	bufferevent_set_timeouts(io->bev, NULL, &tv);

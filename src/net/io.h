@@ -65,14 +65,16 @@ size_t io_input_length(struct io *io);
 const char *io_input_peek(struct io *io, size_t *len_r);
 void io_input_drain(struct io *io, size_t n);
 
-/* Queues output. */
+/* Queues output; it is sent when the input callback returns, or at once
+ * when called from elsewhere (a timer, a disk-thread completion). */
 void io_write(struct io *io, const char *buf, size_t len);
 void io_printf(struct io *io, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Queues one reply line and its CR LF. */
 void io_reply(struct io *io, const char *line);
 
-/* Stops or restarts delivering input (while a reply is pending). */
+/* Stops or restarts delivering input. io_resume also delivers input
+ * that was buffered meanwhile, and re-arms reading after a timeout. */
 void io_pause(struct io *io);
 void io_resume(struct io *io);
 

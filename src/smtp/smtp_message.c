@@ -65,7 +65,8 @@ smtp_spool_discard(struct smtp_session *s)
 	if (s->spool_fd >= 0) {
 		close(s->spool_fd);
 		s->spool_fd = -1;
-		(void)unlink(s->spool_path);
+		if (s->spool_path[0] != '\0')
+			(void)unlink(s->spool_path);
 	}
 	s->spool_path[0] = '\0';
 	s->wlen = 0;
@@ -90,11 +91,23 @@ smtp_spool_open(struct smtp_session *s)
 	};
 	size_t n;
 
-	if (path_join(s->spool_path, sizeof(s->spool_path), "%s/%s.%s",
-	    s->srv->spool_dir, s->queue_id, s->id) < 0)
-		goto fail;
-	s->spool_fd = open(s->spool_path, O_WRONLY | O_CREAT | O_EXCL |
-	    O_CLOEXEC, 0600);
+	/*
+	 * An unnamed file (O_TMPFILE): it touches no directory until the disk
+	 * threads link it into place, so sessions never contend for the spool
+	 * directory's lock, nothing needs unlinking, and a crash leaves
+	 * nothing behind. File systems without O_TMPFILE get a named file.
+	 */
+	s->spool_path[0] = '\0';
+	s->spool_fd = open(s->srv->spool_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC,
+	    0600);
+	if (s->spool_fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR ||
+	    errno == EINVAL)) {
+		if (path_join(s->spool_path, sizeof(s->spool_path),
+		    "%s/%s.%s", s->srv->spool_dir, s->queue_id, s->id) < 0)
+			goto fail;
+		s->spool_fd = open(s->spool_path, O_WRONLY | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0600);
+	}
 	if (s->spool_fd < 0)
 		goto fail;
 	n = smtp_trace_headers(&t, headers, sizeof(headers));
@@ -111,7 +124,7 @@ smtp_spool_open(struct smtp_session *s)
 		s->wbuf = xmalloc(SMTP_SPOOL_BUFFER);
 	return true;
 fail:
-	log_warn("session=%s spool %s", s->id, s->spool_path);
+	log_warn("session=%s spool file in %s", s->id, s->srv->spool_dir);
 	smtp_reply(s, errno == ENOSPC || errno == EDQUOT ?
 	    "452 4.3.1 Insufficient system storage" :
 	    "451 4.3.0 Error: queue file write error");
@@ -237,7 +250,8 @@ smtp_message_end(struct smtp_session *s)
 
 	job = xcalloc(1, sizeof(*job));
 	job->fd = s->spool_fd;
-	job->spool_path = xstrdup(s->spool_path);
+	job->spool_path = s->spool_path[0] != '\0' ? xstrdup(s->spool_path) :
+	    NULL;
 	job->size = s->header_size + s->message_size;
 	job->hostname = xstrdup(cfg->hostname);
 	job->owner = s;
@@ -272,8 +286,12 @@ smtp_message_end(struct smtp_session *s)
 	/* The job owns the file now. */
 	s->spool_fd = -1;
 	s->spool_path[0] = '\0';
+	/*
+	 * Reading goes on while the disk threads work (no epoll changes per
+	 * message): pipelined input is buffered, bounded by the io layer, and
+	 * smtp_input ignores it until the reply is out.
+	 */
 	smtp_set_state(s, SMTP_STATE_COMMIT);
-	io_pause(s->io);
 	commit_submit(s->srv->commit, job);
 }
 

@@ -664,6 +664,11 @@ smtp_io_event(void *arg, enum io_event ev)
 
 	switch (ev) {
 	case IO_EVENT_TIMEOUT:
+		if (s->state == SMTP_STATE_COMMIT) {
+			/* Our disk is slow, not the client: wait on. */
+			io_resume(s->io);
+			return;
+		}
 		log_info("session=%s timeout in state %s", s->id,
 		    smtp_state_names[s->state]);
 		snprintf(buf, sizeof(buf), "421 4.4.2 %s Error: timeout "

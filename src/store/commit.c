@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -69,6 +70,20 @@ dirs_free(struct commit_dirs *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/*
+ * Gives the spooled file one more name. Through /proc/self/fd, because
+ * that works for unnamed O_TMPFILE files as well as named ones (linkat
+ * with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+ */
+static int
+job_link(struct commit_job *job, const char *path)
+{
+	char self[64];
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", job->fd);
+	return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
 static void
 job_add_link(struct commit_job *job, const char *path)
 {
@@ -108,7 +123,7 @@ link_into_maildir(struct commit_job *job, const char *maildir,
 		    job->size) < 0 ||
 		    path_join(path, sizeof(path), "%s/%s", newdir, name) < 0)
 			return -1;
-		if (link(job->spool_path, path) == 0) {
+		if (job_link(job, path) == 0) {
 			job_add_link(job, path);
 			dirs_add(dirs, newdir);
 			return 0;
@@ -145,7 +160,7 @@ write_envelope(struct commit_job *job, struct commit_dirs *dirs)
 	}
 	close(fd);
 	job_add_link(job, job->envelope_path);
-	if (link(job->spool_path, job->queue_path) < 0)
+	if (job_link(job, job->queue_path) < 0)
 		return -1;
 	job_add_link(job, job->queue_path);
 	if (path_join(dir, sizeof(dir), "%s", job->queue_path) < 0)
@@ -192,7 +207,8 @@ commit_batch(struct commit_job *batch)
 	for (job = batch; job != NULL; job = job->next) {
 		if (job->error != 0)
 			job_rollback(job);
-		(void)unlink(job->spool_path);
+		if (job->spool_path != NULL)
+			(void)unlink(job->spool_path);
 		close(job->fd);
 		job->fd = -1;
 	}

@@ -19,7 +19,8 @@ struct commit_pool;
 struct commit_job {
 	/* Set by the submitter. */
 	int fd;			/* the spooled message, written; closed here */
-	char *spool_path;	/* its path, unlinked when done */
+	char *spool_path;	/* its name, unlinked when done; NULL for an
+				 * unnamed (O_TMPFILE) file */
 	uint64_t size;		/* its size in octets */
 	char **maildirs;	/* Maildir paths of the local recipients */
 	size_t n_maildirs;

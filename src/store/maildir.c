@@ -118,6 +118,7 @@ int
 maildir_new_name(char *out, size_t outsize, const char *host, uint64_t size)
 {
 	static atomic_ulong counter;
+	static pid_t pid;	/* each front worker calls this, never the parent */
 	char safe_host[256];
 	struct timeval tv;
 	size_t o = 0;
@@ -131,10 +132,12 @@ maildir_new_name(char *out, size_t outsize, const char *host, uint64_t size)
 			safe_host[o++] = *h;
 	}
 	safe_host[o] = '\0';
+	if (pid == 0)
+		pid = getpid();
 	gettimeofday(&tv, NULL);
 	return path_join(out, outsize, "%lld.M%06ldP%ldQ%lu.%s,S=%" PRIu64
 	    ",W=%" PRIu64, (long long)tv.tv_sec, (long)tv.tv_usec,
-	    (long)getpid(), atomic_fetch_add(&counter, 1) + 1, safe_host,
+	    (long)pid, atomic_fetch_add(&counter, 1) + 1, safe_host,
 	    size, size);
 }
 
