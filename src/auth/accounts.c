@@ -305,6 +305,16 @@ accounts_state_path(const char *state_dir, const char *name, char *out,
 	return path_join(out, outsize, "%s/%s", state_dir, name);
 }
 
+int
+accounts_paths(const char *state_dir, char *users_r, char *aliases_r)
+{
+	if (accounts_state_path(state_dir, ACCOUNTS_USERS_FILE, users_r,
+	    PATH_MAX) == -1 || accounts_state_path(state_dir,
+	    ACCOUNTS_ALIASES_FILE, aliases_r, PATH_MAX) == -1)
+		return -1;
+	return 0;
+}
+
 /* Returns the next line without its "\n", or false at the end of text. */
 static bool
 lines_next(struct lines *it, const char **line_r, size_t *len_r)

@@ -92,6 +92,10 @@ const char *accounts_check_target(const char *address, char *out);
 int accounts_state_path(const char *state_dir, const char *name, char *out,
     size_t outsize);
 
+/* Both files' paths under state_dir, into buffers of PATH_MAX bytes;
+ * -1 (ENAMETOOLONG) if one did not fit. */
+int accounts_paths(const char *state_dir, char *users_r, char *aliases_r);
+
 /*
  * Edit the files, atomically and locked: the current file is parsed (an
  * error in it stops the edit), then FILE.tmp.PID is written with the

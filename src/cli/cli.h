@@ -19,4 +19,13 @@ int cli_alias(const struct tegami_config *cfg, int argc, char **argv);
 /* tegami -c CONF serve [--verbose] */
 int cli_serve(struct tegami_config *cfg, int argc, char **argv);
 
+/* After printing a listing: 0, or 1 with a message if stdout failed
+ * (a full disk, a closed pipe): a listing cut short must not look whole. */
+int cli_stdout_done(void);
+
+/* The users and aliases paths (PATH_MAX buffers); 1 with a message when
+ * state_dir is too long. */
+int cli_account_paths(const struct tegami_config *cfg, char *users,
+    char *aliases);
+
 #endif

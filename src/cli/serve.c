@@ -94,10 +94,7 @@ front_load(const char *config_path, struct tegami_config **cfg_r,
 
 	if (config_load(config_path, cfg_r, err, errsize) < 0)
 		return -1;
-	if (accounts_state_path((*cfg_r)->state_dir, ACCOUNTS_USERS_FILE,
-	    users, sizeof(users)) < 0 ||
-	    accounts_state_path((*cfg_r)->state_dir, ACCOUNTS_ALIASES_FILE,
-	    aliases, sizeof(aliases)) < 0) {
+	if (accounts_paths((*cfg_r)->state_dir, users, aliases) < 0) {
 		snprintf(err, errsize, "%s: state_dir path too long",
 		    config_path);
 		config_free(cfg_r);

@@ -214,12 +214,7 @@ user_list(const char *users)
 		printf("%s\n", names[i]);
 	free(names);
 	accounts_free(&t);
-	if (fflush(stdout) == EOF || ferror(stdout)) {
-		fprintf(stderr, "tegami: writing the list: %s\n",
-		    strerror(errno));
-		return 1;
-	}
-	return 0;
+	return cli_stdout_done();
 }
 
 int
@@ -229,12 +224,8 @@ cli_user(const struct tegami_config *cfg, int argc, char **argv)
 
 	if (argc < 2)
 		return user_usage();
-	if (accounts_state_path(cfg->state_dir, ACCOUNTS_USERS_FILE, users,
-	    sizeof(users)) == -1 || accounts_state_path(cfg->state_dir,
-	    ACCOUNTS_ALIASES_FILE, aliases, sizeof(aliases)) == -1) {
-		fprintf(stderr, "tegami: %s: path too long\n", cfg->state_dir);
+	if (cli_account_paths(cfg, users, aliases) != 0)
 		return 1;
-	}
 	if (strcmp(argv[1], "add") == 0)
 		return user_add(cfg, users, aliases, argc - 2, argv + 2);
 	if (strcmp(argv[1], "del") == 0) {
