@@ -145,6 +145,18 @@ static const struct config_setting config_settings[] = {
 	  "Errors (unknown commands, bad syntax, refused recipients) one SMTP "
 	  "session may make; at the limit the server answers 421 and closes "
 	  "the connection, which slows address harvesting and abuse." },
+	{ "smtp_soft_error_limit", CT_UINT, FIELD(smtp_soft_error_limit),
+	  "10", NULL, 0, 1000,
+	  "Errors one SMTP session may make before every further error "
+	  "reply is held back by smtp_error_delay_ms (Postfix's "
+	  "smtpd_soft_error_limit): guessing recipient addresses over RCPT "
+	  "becomes slow, while a client that makes a few mistakes never "
+	  "notices." },
+	{ "smtp_error_delay_ms", CT_UINT, FIELD(smtp_error_delay_ms), "1000",
+	  NULL, 0, 60000,
+	  "Milliseconds by which each error reply past smtp_soft_error_limit "
+	  "is delayed; the session reads nothing meanwhile. 0 turns the "
+	  "delay off." },
 	{ "smtp_greeting_delay_ms", CT_UINT, FIELD(smtp_greeting_delay_ms),
 	  "0", NULL, 0, 60000,
 	  "Milliseconds to wait before the SMTP greeting. When set, clients "

@@ -31,6 +31,8 @@ struct tegami_config {
 	unsigned max_connections;	/* per server, all workers together */
 	unsigned max_connections_per_ip;
 	unsigned smtp_error_limit;	/* errors per session before 421 */
+	unsigned smtp_soft_error_limit;	/* errors before replies slow down */
+	unsigned smtp_error_delay_ms;	/* delay of each reply past it */
 	unsigned smtp_greeting_delay_ms;	/* wait for early talkers */
 	unsigned smtp_timeout_command;	/* seconds, RFC 5321 4.5.3.2.7 */
 	unsigned smtp_timeout_data_block;	/* seconds, 4.5.3.2.5 */

@@ -32,6 +32,9 @@ struct io {
 	bool closing;
 	bool lingering;		/* output flushed, waiting for the peer's EOF */
 	bool paused;
+	bool held;		/* output and input wait for hold_timer */
+	bool close_pending;	/* io_close_after_flush came while held */
+	struct event *hold_timer;
 	char peer[INET6_ADDRSTRLEN];
 	char line[IO_LINE_BUFFER_MAX + 1];
 };
@@ -86,6 +89,8 @@ io_free(struct io **iop)
 
 	if (io == NULL)
 		return;
+	if (io->hold_timer != NULL)
+		event_free(io->hold_timer);
 	bufferevent_free(io->bev);
 	evbuffer_free(io->out);
 	free(io);
@@ -111,7 +116,7 @@ io_flush(struct io *io)
 {
 	struct evbuffer *bev_out = bufferevent_get_output(io->bev);
 
-	if (evbuffer_get_length(io->out) == 0)
+	if (evbuffer_get_length(io->out) == 0 || io->held)
 		return;
 	if (evbuffer_get_length(bev_out) == 0) {
 		while (evbuffer_get_length(io->out) > 0) {
@@ -317,6 +322,10 @@ io_close_after_flush(struct io *io)
 
 	if (io->closing)
 		return;
+	if (io->held) {
+		io->close_pending = true;
+		return;
+	}
 	io_flush(io);
 	io->closing = true;
 	/* A peer that never reads must not hold the session forever. */
@@ -326,6 +335,54 @@ io_close_after_flush(struct io *io)
 	if (evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
 		bufferevent_trigger(io->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
 		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void
+io_hold_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct io *io = arg;
+
+	(void)fd;
+	(void)what;
+	io->held = false;
+	if (io->close_pending) {
+		io->close_pending = false;
+		io_close_after_flush(io);
+		return;
+	}
+	io_flush(io);
+	if (!io->paused) {
+		bufferevent_enable(io->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_input(io->bev)) > 0)
+			bufferevent_trigger(io->bev, EV_READ,
+			    BEV_TRIG_IGNORE_WATERMARKS |
+			    BEV_TRIG_DEFER_CALLBACKS);
+	}
+}
+
+void
+io_hold(struct io *io, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000,
+	    .tv_usec = (ms % 1000) * 1000 };
+
+	if (ms == 0 || io->closing)
+		return;
+	if (io->hold_timer == NULL) {
+		io->hold_timer = evtimer_new(bufferevent_get_base(io->bev),
+		    io_hold_done, io);
+		if (io->hold_timer == NULL)
+			fatalx("evtimer_new failed");
+	}
+	io->held = true;
+	bufferevent_disable(io->bev, EV_READ);
+	evtimer_add(io->hold_timer, &tv);
+}
+
+bool
+io_held(const struct io *io)
+{
+	return io->held;
 }
 
 const char *

@@ -78,6 +78,14 @@ void io_reply(struct io *io, const char *line);
 void io_pause(struct io *io);
 void io_resume(struct io *io);
 
+/*
+ * Holds back the queued output and stops reading for ms milliseconds (a
+ * tarpit for clients that make errors); then sends the output and goes on
+ * reading. The owner should stop taking input while io_held() is true.
+ */
+void io_hold(struct io *io, unsigned ms);
+bool io_held(const struct io *io);
+
 /* Sends what is queued, then reports IO_EVENT_CLOSED; input is ignored
  * from now on. */
 void io_close_after_flush(struct io *io);

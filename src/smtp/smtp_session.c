@@ -101,8 +101,12 @@ smtp_reply_error(struct smtp_session *s, const char *line)
 	char buf[300];
 
 	smtp_reply(s, line);
-	if (++s->errors < smtp_cfg(s)->smtp_error_limit)
+	if (++s->errors < smtp_cfg(s)->smtp_error_limit) {
+		/* Past the soft limit every error costs the client time. */
+		if (s->errors > smtp_cfg(s)->smtp_soft_error_limit)
+			io_hold(s->io, smtp_cfg(s)->smtp_error_delay_ms);
 		return true;
+	}
 	log_info("session=%s too many errors (%u)", s->id, s->errors);
 	snprintf(buf, sizeof(buf), "421 4.7.0 %s Error: too many errors",
 	    smtp_cfg(s)->hostname);
@@ -624,6 +628,8 @@ smtp_input(void *arg)
 	size_t len;
 
 	for (;;) {
+		if (io_held(s->io))
+			return;	/* io calls again when the delay is over */
 		switch (s->state) {
 		case SMTP_STATE_GREETING:
 			smtp_early_talker(s);

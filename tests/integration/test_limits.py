@@ -346,3 +346,32 @@ def test_200_idle_sockets_are_closed(server_factory):
                              th.make_message(tok))
     assert qid is not None, r
     assert len(th.files_containing(srv.dir, tok)) == 1
+
+
+def test_errors_past_soft_limit_are_delayed(server_factory):
+    # security-tests.md 10: RCPT probing is rate-limited. The first
+    # smtp_soft_error_limit errors are answered at once; each later one is
+    # held back by smtp_error_delay_ms (the server reads nothing meanwhile),
+    # as Postfix's smtpd_soft_error_limit / smtpd_error_sleep_time do. Only
+    # lower bounds are asserted: a slow machine can only add time.
+    server = server_factory(extra_config=["smtp_soft_error_limit = 2",
+                                          "smtp_error_delay_ms = 600"])
+    with server.connect() as c:
+        c.ehlo()
+        expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 ")
+        for i in range(2):
+            expect(c.cmd("RCPT TO:<nobody%d@local.test>" % i), "550 5.1.1")
+        for i in range(2, 4):
+            t0 = time.monotonic()
+            expect(c.cmd("RCPT TO:<nobody%d@local.test>" % i), "550 5.1.1")
+            assert time.monotonic() - t0 >= 0.55, "error reply not delayed"
+        # Pipelined probes are delayed one by one, not once per batch.
+        t0 = time.monotonic()
+        c.send(b"RCPT TO:<p1@local.test>\r\nRCPT TO:<p2@local.test>\r\n")
+        expect(c.reply(), "550 5.1.1")
+        expect(c.reply(), "550 5.1.1")
+        assert time.monotonic() - t0 >= 1.1
+        # The session still works, and good commands are not delayed
+        # beyond the hold of the error before them.
+        expect(c.cmd("RCPT TO:<alice@local.test>"), "250 ")
+    assert server.alive()

@@ -91,6 +91,8 @@ test_defaults(void)
 	CHECK(cfg->max_connections_per_ip == 50);
 	CHECK(cfg->smtp_error_limit == 20);
 	CHECK(cfg->smtp_greeting_delay_ms == 0);
+	CHECK(cfg->smtp_soft_error_limit == 10);
+	CHECK(cfg->smtp_error_delay_ms == 1000);
 	CHECK(cfg->smtp_timeout_command == 300);
 	CHECK(cfg->smtp_timeout_data_block == 180);
 	CHECK(cfg->smtp_data_deadline == 600);
@@ -536,6 +538,10 @@ test_bounds(void)
 	  "1..100000", U(max_connections_per_ip), 1, 100000 },
 	{ "smtp_error_limit", "1", "1000", "0", "1001", "1..1000",
 	  U(smtp_error_limit), 1, 1000 },
+	{ "smtp_soft_error_limit", "0", "1000", NULL, "1001", "0..1000",
+	  U(smtp_soft_error_limit), 0, 1000 },
+	{ "smtp_error_delay_ms", "0", "60000", NULL, "60001", "0..60000",
+	  U(smtp_error_delay_ms), 0, 60000 },
 	{ "smtp_greeting_delay_ms", "0", "60000", NULL, "60001",
 	  "0..60000", U(smtp_greeting_delay_ms), 0, 60000 },
 	{ "smtp_timeout_command", "1s", "1h", "0s", "3601", "1s..3600s",
@@ -873,7 +879,8 @@ sample_text(const struct config_init_values *v, size_t *len_r)
 static const char *const all_settings[] = { "state_dir", "hostname",
     "domains", "listen", "port_base", "user", "workers", "disk_threads",
     "message_size_limit", "recipient_limit", "max_connections",
-    "max_connections_per_ip", "smtp_error_limit", "smtp_greeting_delay_ms",
+    "max_connections_per_ip", "smtp_error_limit", "smtp_soft_error_limit",
+    "smtp_error_delay_ms", "smtp_greeting_delay_ms",
     "smtp_timeout_command", "smtp_timeout_data_block", "smtp_data_deadline",
     "shutdown_grace", "alias_depth_max", "min_free_space" };
 
