@@ -422,3 +422,49 @@ def test_sighup_reloads_users_aliases_and_settings(server_factory):
     expect(open_session.cmd("MAIL FROM:<a@ext.test>"), "250 ")
     expect(open_session.cmd("RCPT TO:<alice@local.test>"), "250 ")
     open_session.close()
+
+
+def test_kill9_at_each_stage_of_one_transaction(server_factory):
+    # security-tests.md 46 (a)-(c), each stage on purpose rather than by
+    # chance: (a) half of DATA sent: nothing is delivered, nothing is left
+    # behind; (b) the final dot sent but the reply not yet read: the message
+    # is there or not, never partly; (c) after the 250: it is there, whole.
+    srv = server_factory()
+    for stage in ("a", "b", "c"):
+        tok = b"KILLSTAGE-" + stage.encode()
+        msg = th.dot_stuff(th.make_message(tok, size=100_000))
+        c = th.SMTPConn(srv.port)
+        try:
+            c.ehlo()
+            expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 ")
+            expect(c.cmd("RCPT TO:<alice@local.test>"), "250 ")
+            expect(c.cmd("DATA"), "354 ")
+            if stage == "a":
+                c.send(msg[:len(msg) // 2])
+                # Wait until the server has taken the bytes in.
+                time.sleep(0.3)
+            elif stage == "b":
+                c.send(msg)
+            else:
+                c.send(msg)
+                expect(c.reply(), "250 2.0.0")
+            srv.kill9_group()
+        finally:
+            c.close()
+        files = th.files_containing(srv.dir, tok)
+        if stage == "a":
+            assert files == []
+        elif stage == "c":
+            assert len(files) == 1
+        assert len(files) <= 1
+        for f in files:
+            # Whole: the body as sent, after the trace headers.
+            assert th.read(f).endswith(th.make_message(tok, size=100_000))
+        # No spool file survives a crash (unnamed O_TMPFILE files vanish;
+        # named ones are removed at the next start).
+        srv.start()
+        assert os.listdir(os.path.join(srv.dir, "queue", "incoming")) == []
+        r, qid = th.send_message(srv.port, "a@ext.test",
+                                 ["alice@local.test"],
+                                 th.make_message(b"AFTER-" + tok))
+        expect(r["end"], "250 2.0.0")
