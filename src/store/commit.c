@@ -28,7 +28,7 @@
 struct commit_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	struct commit_job *todo, **todo_tail;
+	struct commit_job *waiting, **waiting_tail;
 	struct commit_job *done_list;
 	size_t pending;		/* event-loop thread only */
 	bool stopping;
@@ -225,17 +225,17 @@ commit_thread(void *arg)
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while (pool->todo == NULL && !pool->stopping)
+		while (pool->waiting == NULL && !pool->stopping)
 			pthread_cond_wait(&pool->wake, &pool->lock);
-		if (pool->todo == NULL && pool->stopping)
+		if (pool->waiting == NULL && pool->stopping)
 			break;
-		batch = pool->todo;
+		batch = pool->waiting;
 		for (last = batch, n = 1; last->next != NULL &&
 		    n < COMMIT_BATCH_MAX; last = last->next, n++)
 			;
-		pool->todo = last->next;
-		if (pool->todo == NULL)
-			pool->todo_tail = &pool->todo;
+		pool->waiting = last->next;
+		if (pool->waiting == NULL)
+			pool->waiting_tail = &pool->waiting;
 		last->next = NULL;
 		pthread_mutex_unlock(&pool->lock);
 
@@ -285,7 +285,7 @@ commit_pool_new(struct event_base *base, unsigned threads,
 
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->wake, NULL);
-	pool->todo_tail = &pool->todo;
+	pool->waiting_tail = &pool->waiting;
 	pool->done = done;
 	pool->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (pool->efd < 0)
@@ -310,8 +310,8 @@ commit_submit(struct commit_pool *pool, struct commit_job *job)
 	job->error = 0;
 	pool->pending++;
 	pthread_mutex_lock(&pool->lock);
-	*pool->todo_tail = job;
-	pool->todo_tail = &job->next;
+	*pool->waiting_tail = job;
+	pool->waiting_tail = &job->next;
 	pthread_cond_signal(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
 }
