@@ -24,6 +24,11 @@ usage(FILE *f)
 	    "       tegami [-c CONF] alias add ALIAS TARGET...\n"
 	    "       tegami [-c CONF] alias del ALIAS\n"
 	    "       tegami [-c CONF] alias list\n"
+	    "       tegami [-c CONF] ca init [--ecdsa | --rsa BITS] [--days N]\n"
+	    "                               [--name NAME] [--passphrase-stdin]\n"
+	    "       tegami [-c CONF] ca issue|renew|csr|selfsign HOST [--san NAME]...\n"
+	    "       tegami [-c CONF] ca export --pem FILE | --der FILE\n"
+	    "       tegami [-c CONF] ca show [HOST] | list | revoke SERIAL | crl\n"
 	    "       tegami [-c CONF] config check\n"
 	    "       tegami config reference   (the settings, as Markdown)\n"
 	    "The default CONF is " TEGAMI_DEFAULT_CONFIG ".\n");
@@ -65,7 +70,8 @@ main(int argc, char **argv)
 		return config_write_reference(stdout) == 0 ? 0 : 1;
 
 	if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "user") != 0 &&
-	    strcmp(cmd, "alias") != 0 && strcmp(cmd, "config") != 0) {
+	    strcmp(cmd, "alias") != 0 && strcmp(cmd, "config") != 0 &&
+	    strcmp(cmd, "ca") != 0) {
 		fprintf(stderr, "tegami: unknown command \"%s\"\n", cmd);
 		usage(stderr);
 		return 2;
@@ -80,6 +86,8 @@ main(int argc, char **argv)
 		status = cli_user(cfg, argc - i, argv + i);
 	else if (strcmp(cmd, "alias") == 0)
 		status = cli_alias(cfg, argc - i, argv + i);
+	else if (strcmp(cmd, "ca") == 0)
+		status = cli_ca(cfg, argc - i, argv + i);
 	else if (i + 1 < argc && strcmp(argv[i + 1], "check") == 0) {
 		printf("%s: ok\n", cfg->path);
 		status = 0;

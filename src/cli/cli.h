@@ -16,6 +16,9 @@ int cli_init(int argc, char **argv);
 int cli_user(const struct tegami_config *cfg, int argc, char **argv);
 /* tegami -c CONF alias add ALIAS TARGET... | del ALIAS | list */
 int cli_alias(const struct tegami_config *cfg, int argc, char **argv);
+/* tegami -c CONF ca init|issue|renew|csr|selfsign|export|show|list|
+ * revoke|crl ... */
+int cli_ca(const struct tegami_config *cfg, int argc, char **argv);
 /* tegami -c CONF serve [--verbose] */
 int cli_serve(struct tegami_config *cfg, int argc, char **argv);
 

@@ -30,6 +30,7 @@
 #include "core/util.h"
 #include "net/conn_limit.h"
 #include "net/listener.h"
+#include "net/tls.h"
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
 #include "store/commit.h"
@@ -163,7 +164,9 @@ front_main(const char *config_path, unsigned slot, int smtp_fd,
 	struct tegami_config *cfg;
 	struct account_table *accounts;
 	struct event *sig_term, *sig_int, *sig_hup;
-	char err[1024];
+	struct tls_server *tls;
+	char err[1024], tls_dir[PATH_MAX];
+	int no_certificates;
 
 	log_set_role("front");
 	conn_limit_set_slot(slot);
@@ -171,6 +174,15 @@ front_main(const char *config_path, unsigned slot, int smtp_fd,
 
 	/* Read everything that needs the parent's rights before dropping. */
 	if (front_load(config_path, &cfg, &accounts, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		exit(SERVE_EXIT_CONFIG);
+	}
+	/* The TLS keys are readable by root only: load them first. */
+	if (path_join(tls_dir, sizeof(tls_dir), "%s/tls", cfg->state_dir) < 0)
+		fatalx("state_dir path too long");
+	tls = tls_server_load(tls_dir, cfg->hostname, &no_certificates, err,
+	    sizeof(err));
+	if (tls == NULL && !no_certificates) {
 		log_warnx("%s", err);
 		exit(SERVE_EXIT_CONFIG);
 	}
@@ -187,6 +199,7 @@ front_main(const char *config_path, unsigned slot, int smtp_fd,
 	f.commit = commit_pool_new(f.base, cfg->disk_threads,
 	    front_commit_done);
 	smtp_server_init(&f.smtp, f.base, cfg, accounts, f.commit, smtp_fd);
+	f.smtp.tls = tls;
 
 	sig_term = evsignal_new(f.base, SIGTERM, front_signal_cb, &f);
 	sig_int = evsignal_new(f.base, SIGINT, front_signal_cb, &f);
@@ -197,12 +210,14 @@ front_main(const char *config_path, unsigned slot, int smtp_fd,
 		fatalx("evsignal_add failed");
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 
-	log_info("front ready: smtp on %s:%u, %zu users, %zu aliases",
-	    cfg->listen, config_service_port(cfg, 25), accounts->n_accounts,
-	    accounts->n_aliases);
+	log_info("front ready: smtp on %s:%u, %zu users, %zu aliases, "
+	    "STARTTLS %s", cfg->listen, config_service_port(cfg, 25),
+	    accounts->n_accounts, accounts->n_aliases,
+	    tls != NULL ? "on" : "off (no certificate in tls/)");
 	event_base_dispatch(f.base);
 
 	commit_pool_free(&f.commit);
+	tls_server_free(&f.smtp.tls);
 	event_free(sig_term);
 	event_free(sig_int);
 	event_free(sig_hup);

@@ -15,7 +15,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/ssl.h>
 
 #include "core/log.h"
 #include "core/util.h"
@@ -33,6 +36,10 @@ struct io {
 	bool lingering;		/* output flushed, waiting for the peer's EOF */
 	bool paused;
 	bool held;		/* output and input wait for hold_timer */
+	bool tls;		/* bev is a TLS filter over the socket's */
+	bool raw_cb_added;	/* io_raw_drained_cb is on the socket's output */
+	size_t input_max;
+	unsigned timeout;	/* read timeout, seconds */
 	bool close_pending;	/* io_close_after_flush came while held */
 	struct event *hold_timer;
 	char peer[INET6_ADDRSTRLEN];
@@ -42,6 +49,8 @@ struct io {
 static void io_flush(struct io *io);
 static void io_read_cb(struct bufferevent *bev, void *arg);
 static void io_write_cb(struct bufferevent *bev, void *arg);
+static void io_raw_drained_cb(struct evbuffer *buf,
+    const struct evbuffer_cb_info *info, void *arg);
 static void io_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static void
@@ -73,6 +82,7 @@ io_new(struct event_base *base, int fd, size_t input_max,
 		fatalx("bufferevent_socket_new failed");
 	io->cb = *cb;
 	io->arg = arg;
+	io->input_max = input_max;
 	io_fill_peer(io, fd);
 	bufferevent_setwatermark(io->bev, EV_READ, 0, input_max);
 	/* Fewer, larger reads for message data (the default is 16 KiB). */
@@ -102,6 +112,7 @@ io_set_timeout(struct io *io, unsigned seconds)
 {
 	struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
 
+	io->timeout = seconds;
 	bufferevent_set_timeouts(io->bev, seconds ? &tv : NULL, NULL);
 }
 
@@ -118,7 +129,7 @@ io_flush(struct io *io)
 
 	if (evbuffer_get_length(io->out) == 0 || io->held)
 		return;
-	if (evbuffer_get_length(bev_out) == 0) {
+	if (!io->tls && evbuffer_get_length(bev_out) == 0) {
 		while (evbuffer_get_length(io->out) > 0) {
 			if (evbuffer_write(io->out, bufferevent_getfd(io->bev)) <= 0)
 				break;	/* EAGAIN or an error: libevent sees it */
@@ -158,6 +169,20 @@ io_write_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (!io->closing || io->lingering)
 		return;
+	if (io->tls) {
+		/* The TLS filter has handed its records to the socket's
+		 * bufferevent; wait until that one has sent them too. */
+		struct evbuffer *raw = bufferevent_get_output(
+		    bufferevent_get_underlying(io->bev));
+
+		if (evbuffer_get_length(raw) > 0) {
+			if (!io->raw_cb_added) {
+				io->raw_cb_added = true;
+				evbuffer_add_cb(raw, io_raw_drained_cb, io);
+			}
+			return;
+		}
+	}
 	/*
 	 * Everything is sent. Half-close and read until the peer closes (or
 	 * briefly), because closing with unread input makes the kernel send
@@ -167,6 +192,17 @@ io_write_cb(struct bufferevent *bev, void *arg)
 	shutdown(bufferevent_getfd(io->bev), SHUT_WR);
 	bufferevent_set_timeouts(io->bev, &tv, NULL);
 	bufferevent_enable(io->bev, EV_READ);
+}
+
+static void
+io_raw_drained_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct io *io = arg;
+
+	(void)info;
+	if (evbuffer_get_length(buf) == 0 && io->closing && !io->lingering)
+		io_write_cb(io->bev, io);
 }
 
 static void
@@ -335,6 +371,62 @@ io_close_after_flush(struct io *io)
 	if (evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
 		bufferevent_trigger(io->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
 		    BEV_TRIG_DEFER_CALLBACKS);
+}
+
+int
+io_start_tls(struct io *io, SSL *ssl)
+{
+	struct bufferevent *tls;
+	struct evbuffer *in = bufferevent_get_input(io->bev);
+
+	if (io->tls || io->closing) {
+		SSL_free(ssl);
+		return -1;
+	}
+	/* The reply that asked for TLS goes out in plaintext first. */
+	io_flush(io);
+	evbuffer_add_buffer(bufferevent_get_output(io->bev), io->out);
+	/*
+	 * RFC 3207 4.2, CVE-2011-0411: whatever the client sent after the
+	 * command, before the handshake, must not be read as if it had come
+	 * over TLS (Postfix's vstream_fpurge).
+	 */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	io->discarding = false;
+	tls = bufferevent_openssl_filter_new(bufferevent_get_base(io->bev),
+	    io->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	/* A peer that vanishes without close_notify is an error, not EOF. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 0);
+	io->bev = tls;
+	io->tls = true;
+	bufferevent_setwatermark(tls, EV_READ, 0, io->input_max);
+	bufferevent_setcb(tls, io_read_cb, NULL, io_event_cb, io);
+	io_set_timeout(io, io->timeout);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+	return 0;
+}
+
+bool
+io_is_tls(const struct io *io)
+{
+	return io->tls;
+}
+
+int
+io_tls_info(const struct io *io, char *out, size_t outsize)
+{
+	SSL *ssl;
+
+	if (!io->tls || (ssl = bufferevent_openssl_get_ssl(io->bev)) == NULL)
+		return -1;
+	return path_join(out, outsize, "%s with cipher %s (%d bits)",
+	    SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+	    SSL_get_cipher_bits(ssl, NULL));
 }
 
 static void

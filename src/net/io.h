@@ -14,6 +14,7 @@
 
 struct event_base;
 struct io;
+struct ssl_st;
 
 enum io_event {
 	IO_EVENT_EOF = 1,	/* the peer closed its side */
@@ -89,6 +90,18 @@ bool io_held(const struct io *io);
 /* Sends what is queued, then reports IO_EVENT_CLOSED; input is ignored
  * from now on. */
 void io_close_after_flush(struct io *io);
+
+/*
+ * Starts a server-side TLS handshake on the connection (STARTTLS, or at
+ * once for implicit TLS), taking ownership of ssl. Output queued so far is
+ * sent in plaintext first; buffered input is thrown away (RFC 3207 4.2:
+ * nothing sent before the handshake may count). From then on lines and
+ * blocks are the decrypted stream. Returns 0, or -1 (ssl freed).
+ */
+int io_start_tls(struct io *io, struct ssl_st *ssl);
+bool io_is_tls(const struct io *io);
+/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256 bits)"; -1 if no TLS. */
+int io_tls_info(const struct io *io, char *out, size_t outsize);
 
 /* The peer's address as text ("192.0.2.1", "2001:db8::1"). */
 const char *io_peer_address(struct io *io);

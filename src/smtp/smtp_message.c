@@ -78,16 +78,20 @@ bool
 smtp_spool_open(struct smtp_session *s)
 {
 	const struct tegami_config *cfg = smtp_cfg(s);
-	char headers[2048];
+	char headers[2048], tls[256];
 	struct smtp_trace t = {
 		.sender = s->from,
 		.helo = s->helo,
 		.peer_ip = io_peer_address(s->io),
 		.hostname = cfg->hostname,
-		.protocol = s->mail.smtputf8 ? "UTF8SMTP" :
-		    s->esmtp ? "ESMTP" : "SMTP",
+		.protocol = io_is_tls(s->io) ?
+		    (s->mail.smtputf8 ? "UTF8SMTPS" : s->esmtp ? "ESMTPS" :
+		    "SMTPS") :
+		    (s->mail.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" :
+		    "SMTP"),
 		.queue_id = s->queue_id,
 		.for_rcpt = s->n_rcpt_given == 1 ? s->rcpt_given[0] : NULL,
+		.tls = io_tls_info(s->io, tls, sizeof(tls)) == 0 ? tls : NULL,
 	};
 	size_t n;
 

@@ -16,6 +16,7 @@ struct smtp_trace {
 	const char *protocol;	/* "SMTP", "ESMTP", "UTF8SMTP", ... */
 	const char *queue_id;
 	const char *for_rcpt;	/* the one recipient, or NULL */
+	const char *tls;	/* "TLSv1.3 with cipher ...", or NULL */
 };
 
 /*

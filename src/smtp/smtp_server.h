@@ -18,6 +18,7 @@ struct commit_pool;
 struct tegami_config;
 struct account_table;
 struct smtp_session;
+struct tls_server;
 
 TAILQ_HEAD(smtp_session_list, smtp_session);
 
@@ -27,6 +28,7 @@ struct smtp_server {
 	struct tegami_config *cfg;
 	struct account_table *accounts;
 	struct commit_pool *commit;
+	struct tls_server *tls;		/* NULL: no certificate, no STARTTLS */
 	struct evconnlistener *listener;
 	char spool_dir[PATH_MAX];	/* STATE/queue/incoming */
 	char queue_dir[PATH_MAX];	/* STATE/queue */

@@ -24,6 +24,7 @@
 #include "core/util.h"
 #include "net/conn_limit.h"
 #include "net/io.h"
+#include "net/tls.h"
 #include "smtp/smtp_session_private.h"
 
 static const char *const smtp_state_names[] = {
@@ -296,12 +297,15 @@ smtp_do_helo_common(struct smtp_session *s, const char *args, size_t len,
 	}
 	io_printf(s->io,
 	    "250-%s\r\n"
+	    "%s"
 	    "250-PIPELINING\r\n"
 	    "250-SIZE %" PRIu64 "\r\n"
 	    "250-8BITMIME\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n"
 	    "250-SMTPUTF8\r\n"
-	    "250 CHUNKING\r\n", cfg->hostname, cfg->message_size_limit);
+	    "250 CHUNKING\r\n", cfg->hostname,
+	    s->srv->tls != NULL && !io_is_tls(s->io) ? "250-STARTTLS\r\n" : "",
+	    cfg->message_size_limit);
 }
 
 static void
@@ -562,10 +566,48 @@ smtp_do_expn(struct smtp_session *s, const char *args, size_t len)
 	smtp_reply_error(s, "502 5.5.1 EXPN not available");
 }
 
+/* RFC 3207. */
 static void
 smtp_do_starttls(struct smtp_session *s, const char *args, size_t len)
 {
-	smtp_reply_error(s, "502 5.5.1 STARTTLS not available");
+	SSL *ssl;
+
+	if (s->srv->tls == NULL) {
+		smtp_reply_error(s, "502 5.5.1 STARTTLS not available");
+		return;
+	}
+	if (io_is_tls(s->io)) {
+		smtp_reply_error(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (len != 0) {
+		smtp_reply_error(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (!s->esmtp) {
+		smtp_reply_error(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->mail_seen) {
+		smtp_reply_error(s, "503 5.5.1 Error: MAIL transaction in "
+		    "progress");
+		return;
+	}
+	if ((ssl = tls_server_ssl(s->srv->tls)) == NULL) {
+		smtp_reply(s, "454 4.7.0 TLS not available due to temporary "
+		    "reason");
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	if (io_start_tls(s->io, ssl) < 0) {
+		smtp_close(s, NULL);
+		return;
+	}
+	/* RFC 3207 4.2: forget everything learnt before TLS, EHLO first. */
+	smtp_transaction_reset(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	log_info("session=%s starttls", s->id);
 }
 
 static void
