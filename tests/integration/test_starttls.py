@@ -223,3 +223,38 @@ def test_broken_certificate_is_a_startup_error(server_factory):
     srv.intentionally_dead = True
     assert srv.wait_exit(th.HANG) not in (0, None)
     assert "without its key" in srv.log_text()
+
+
+def test_close_notify_mid_bdat_never_falls_back_to_cleartext(tls_server):
+    # security-tests.md 6 (Exim's "Dead.Letter"): inside TLS, BDAT 100 with
+    # 10 bytes, then close_notify, then one cleartext byte. The connection
+    # ends; the cleartext byte is never taken as data or a command.
+    with tls_server.connect() as c:
+        c.ehlo()
+        t = starttls(c, tls_server.ca)
+        c.ehlo()
+        expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 ")
+        expect(c.cmd("RCPT TO:<alice@local.test>"), "250 ")
+        t.sendall(b"BDAT 100\r\nDEADLETTER")
+        raw = t.unwrap()          # sends close_notify
+        try:
+            raw.sendall(b"X")
+        except OSError:
+            pass
+        raw.settimeout(th.HANG)
+        data = b""
+        try:
+            while True:
+                b = raw.recv(4096)
+                if not b:
+                    break
+                data += b
+        except (ConnectionResetError, socket.timeout, TimeoutError):
+            pass
+        # Whatever comes back is TLS (alert or close_notify), never an
+        # SMTP reply in cleartext.
+        assert not data.startswith((b"2", b"3", b"4", b"5")), data
+    assert th.files_containing(tls_server.dir, b"DEADLETTER") == []
+    assert tls_server.alive()
+    with tls_server.connect() as c:
+        c.ehlo()
