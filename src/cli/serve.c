@@ -38,6 +38,7 @@
 #define SERVE_EXIT_CONFIG 78		/* a worker cannot run: do not retry */
 #define SERVE_RESTART_DELAY_SECONDS 1
 #define SERVE_KILL_MARGIN_SECONDS 10	/* after shutdown_grace: SIGKILL */
+#define FRONT_TLS_RELOADS_MAX 64	/* certificate reloads per worker life */
 
 struct worker {
 	pid_t pid;
@@ -47,6 +48,10 @@ struct worker {
 
 struct front {
 	struct event_base *base;
+	/* TLS settings replaced by a reload: an open connection's handshake
+	 * may still call into them (SNI), so they live until exit. */
+	struct tls_server *retired_tls[FRONT_TLS_RELOADS_MAX];
+	size_t n_retired_tls;
 	struct smtp_server smtp;
 	struct commit_pool *commit;
 	struct tegami_config *cfg;
@@ -117,6 +122,36 @@ front_idle_cb(void *arg)
 	event_base_loopexit(f->base, NULL);
 }
 
+/*
+ * New certificates on SIGHUP. The front runs unprivileged, so this works
+ * when the keys in tls/ are readable by its group (`tegami ca` makes them
+ * so); otherwise the old certificates stay and a restart is needed.
+ */
+static void
+front_reload_tls(struct front *f, const struct tegami_config *cfg)
+{
+	struct tls_server *tls;
+	char tls_dir[PATH_MAX], err[1024];
+	int none;
+
+	if (f->n_retired_tls == FRONT_TLS_RELOADS_MAX) {
+		log_warnx("reload: certificates reloaded too often; restart "
+		    "tegami to load new ones");
+		return;
+	}
+	if (path_join(tls_dir, sizeof(tls_dir), "%s/tls", cfg->state_dir) < 0)
+		return;
+	tls = tls_server_load(tls_dir, cfg->hostname, &none, err, sizeof(err));
+	if (tls == NULL && !none) {
+		log_warnx("reload: %s; keeping the old certificates", err);
+		return;
+	}
+	if (f->smtp.tls != NULL)
+		f->retired_tls[f->n_retired_tls++] = f->smtp.tls;
+	f->smtp.tls = tls;
+	log_info("reload: STARTTLS %s", tls != NULL ? "on" : "off");
+}
+
 static void
 front_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -142,6 +177,7 @@ front_signal_cb(evutil_socket_t sig, short what, void *arg)
 		log_warnx("reload: listen and port_base changes need a "
 		    "restart");
 	/* Sessions and jobs never keep pointers into these. */
+	front_reload_tls(f, cfg);
 	smtp_server_reload(&f->smtp, cfg, accounts, &old_cfg, &old_accounts);
 	config_free(&old_cfg);
 	accounts_free(&old_accounts);
@@ -218,6 +254,8 @@ front_main(const char *config_path, unsigned slot, int smtp_fd,
 
 	commit_pool_free(&f.commit);
 	tls_server_free(&f.smtp.tls);
+	while (f.n_retired_tls > 0)
+		tls_server_free(&f.retired_tls[--f.n_retired_tls]);
 	event_free(sig_term);
 	event_free(sig_int);
 	event_free(sig_hup);

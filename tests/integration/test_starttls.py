@@ -258,3 +258,45 @@ def test_close_notify_mid_bdat_never_falls_back_to_cleartext(tls_server):
     assert tls_server.alive()
     with tls_server.connect() as c:
         c.ehlo()
+
+
+def peer_serial(port, ca):
+    with th.SMTPConn(port) as c:
+        c.ehlo()
+        t = starttls(c, ca)
+        return t.getpeercert()["serialNumber"]
+
+
+def test_sighup_reloads_certificates_without_dropping_connections(
+        tls_server):
+    import grp
+    import signal
+    tls_dir = os.path.join(tls_server.dir, "tls")
+    before = peer_serial(tls_server.port, tls_server.ca)
+    # An open TLS session from before the reload.
+    old = tls_server.connect()
+    old.ehlo()
+    starttls(old, tls_server.ca)
+    old.ehlo()
+
+    # Keys readable only by root: the unprivileged front cannot reload
+    # them, says so, and keeps serving the old certificate.
+    make_ca_and_leaf(tls_server.parent_dir, tls_dir)
+    tls_server.signal(signal.SIGHUP)
+    tls_server.wait_log(r"keeping the old certificates")
+    assert peer_serial(tls_server.port, tls_server.ca) == before
+
+    # Readable by the front's group: reloaded.
+    key = os.path.join(tls_dir, HOST + ".key")
+    os.chown(key, 0, grp.getgrnam("tegami").gr_gid)
+    os.chmod(key, 0o640)
+    tls_server.signal(signal.SIGHUP)
+    tls_server.wait_log(r"reload: STARTTLS on")
+    deadline = time.monotonic() + th.HANG
+    while peer_serial(tls_server.port, tls_server.ca) == before:
+        assert time.monotonic() < deadline, "new certificate not served"
+        time.sleep(0.1)
+    # The session opened before the reload goes on.
+    expect(old.cmd("MAIL FROM:<a@ext.test>"), "250 ")
+    expect(old.cmd("QUIT"), "221 ")
+    old.close()
