@@ -1,0 +1,469 @@
+# `tegami ca`: the private CA from the command line. Every subcommand and
+# its refusals; the profile checked with `openssl x509 -text` and `openssl
+# verify -x509_strict -purpose sslserver` (security-tests.md 40); the CRL
+# with `openssl verify -crl_check`; and a Python TLS server loading
+# tls/HOST.crt and .key, verified by a client trusting only the exported
+# root (PEM and DER) with hostname checking on.
+import datetime
+import os
+import re
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import threading
+
+import pytest
+
+import tegami_harness as th
+
+HOST = th.HOSTNAME
+
+
+@pytest.fixture
+def state():
+    parent = th.make_state_parent()
+    d = os.path.join(parent, "state")
+    th.run_tegami(["init", "--dir", d, "--domain", th.DOMAIN, "--hostname",
+                   HOST, "--listen", th.LISTEN, "--port-base",
+                   str(th.find_port_base())], check=True)
+    yield d
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def ca(d, *args, input=None):
+    return th.run_tegami(["ca"] + list(args),
+                         conf=os.path.join(d, "tegami.conf"), input=input)
+
+
+def ok(p):
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    return p.stdout.decode()
+
+
+def fails(p, code, pattern):
+    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
+    assert re.search(pattern, p.stderr.decode()), p.stderr
+    return p.stderr.decode()
+
+
+def openssl(*args, check=True):
+    p = subprocess.run(["openssl"] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=th.HANG)
+    if check:
+        assert p.returncode == 0, (args, p.stdout, p.stderr)
+    return p
+
+
+def text(path):
+    return openssl("x509", "-in", path, "-noout", "-text").stdout.decode()
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def paths(d, host=HOST):
+    return (os.path.join(d, "ca", "ca.crt"),
+            os.path.join(d, "tls", host + ".crt"),
+            os.path.join(d, "tls", host + ".key"))
+
+
+def test_init_issue_profile_and_openssl_verify(state):
+    out = ok(ca(state, "init"))
+    assert "CN=tegami Root CA " + HOST in out
+    out = ok(ca(state, "issue", HOST, "--san", "imap.local.test",
+                "--san", "127.0.0.1", "--san", "IP:::1"))
+    assert "names:       DNS:%s, DNS:imap.local.test, IP:127.0.0.1, " \
+        "IP:::1" % HOST in out
+    root, crt, key = paths(state)
+    assert mode(os.path.join(state, "ca")) == 0o700
+    assert mode(os.path.join(state, "ca", "ca.key")) == 0o600
+    assert mode(key) == 0o600
+    assert mode(crt) == 0o644
+    p = openssl("verify", "-x509_strict", "-purpose", "sslserver",
+                "-CAfile", root, crt)
+    assert p.stdout.decode().strip() == crt + ": OK"
+
+    t = text(root)
+    assert re.search(r"Basic Constraints: critical\s+CA:TRUE, pathlen:0", t)
+    assert re.search(r"Key Usage: critical\s+Certificate Sign, CRL Sign\n", t)
+    assert "Subject Key Identifier" in t
+    assert "Signature Algorithm: ecdsa-with-SHA256" in t
+    assert "NIST CURVE: P-256" in t
+
+    t = text(crt)
+    assert re.search(r"Basic Constraints: critical\s+CA:FALSE", t)
+    assert re.search(r"Key Usage: critical\s+Digital Signature\n", t)
+    assert re.search(r"Extended Key Usage: \s*TLS Web Server "
+                     r"Authentication\n", t)
+    assert "Authority Key Identifier" in t
+    assert "Subject Key Identifier" in t
+    assert ("DNS:%s, DNS:imap.local.test, IP Address:127.0.0.1, "
+            "IP Address:0:0:0:0:0:0:0:1" % HOST) in t
+    assert "Signature Algorithm: ecdsa-with-SHA256" in t
+    m = re.search(r"Not Before: (.*)\n\s+Not After : (.*)\n", t)
+    fmt = "%b %d %H:%M:%S %Y GMT"
+    nb = datetime.datetime.strptime(re.sub(r"\s+", " ", m.group(1)), fmt)
+    na = datetime.datetime.strptime(re.sub(r"\s+", " ", m.group(2)), fmt)
+    assert na - nb == datetime.timedelta(days=397, hours=1)
+    serial = openssl("x509", "-in", crt, "-noout",
+                     "-serial").stdout.decode().strip().split("=")[1]
+    assert len(serial) == 32 and int(serial[0], 16) < 8
+    # The file is the chain a server sends: leaf, then root.
+    with open(crt) as f:
+        assert f.read().count("BEGIN CERTIFICATE") == 2
+    # The index records it.
+    with open(os.path.join(state, "ca", "index")) as f:
+        fields = f.read().rstrip("\n").split("\t")
+    assert fields[0] == "V" and fields[1] == serial
+    assert fields[3] == "-" and fields[4] == HOST
+
+
+def test_rsa_ca_and_leaf(state):
+    ok(ca(state, "init", "--rsa", "3072", "--days", "100", "--name",
+          "Example Org Root CA"))
+    ok(ca(state, "issue", HOST, "--rsa", "2048"))
+    root, crt, _ = paths(state)
+    t = text(root)
+    assert "Public-Key: (3072 bit)" in t
+    assert "Subject: CN = Example Org Root CA" in t
+    assert "sha256WithRSAEncryption" in t
+    t = text(crt)
+    assert "Public-Key: (2048 bit)" in t
+    assert re.search(r"Key Usage: critical\s+Digital Signature, Key "
+                     r"Encipherment", t)
+    openssl("verify", "-x509_strict", "-purpose", "sslserver", "-CAfile",
+            root, crt)
+
+
+def test_refusals(state):
+    fails(ca(state, "issue", HOST), 1, r"ca init")
+    fails(ca(state, "list"), 1, r"ca init")
+    fails(ca(state, "init", "--rsa", "1024"), 1, r"2048")
+    fails(ca(state, "init", "--rsa", "3000"), 1, r"2048, 3072 or 4096")
+    fails(ca(state, "init", "--rsa", "many"), 2, r"not a number")
+    fails(ca(state, "init", "--days", "0"), 2, r"positive")
+    assert not os.path.exists(os.path.join(state, "ca", "ca.key"))
+    ok(ca(state, "init"))
+    fails(ca(state, "init"), 1, r"already exists")
+    fails(ca(state, "init", "--rsa", "4096"), 1, r"already exists")
+    fails(ca(state, "issue", HOST, "--days", "398"), 1, r"--force-days")
+    fails(ca(state, "issue", "a/b"), 1, r"not a valid DNS host name")
+    fails(ca(state, "issue", "../../etc/x"), 1, r"not a valid")
+    fails(ca(state, "issue", "1.2.3.4"), 1, r"")
+    fails(ca(state, "issue", HOST, "--san", "IP:300.1.1.1"), 1,
+          r"not an IPv4 or IPv6")
+    fails(ca(state, "issue", HOST, "--san", "bad_name"), 1, r"not a valid")
+    fails(ca(state, "issue", HOST, "--rsa", "1024"), 1, r"2048")
+    assert not os.path.exists(os.path.join(state, "tls", HOST + ".crt"))
+    ok(ca(state, "issue", HOST, "--days", "825", "--force-days"))
+    fails(ca(state, "issue", HOST), 1, r"ca renew")
+    fails(ca(state, "revoke", "DEADBEEF"), 1, r"no certificate")
+    fails(ca(state, "revoke", "nothex"), 1, r"not a serial")
+    fails(ca(state, "show", "none.local.test"), 1, r"none.local.test")
+    fails(ca(state, "renew", "none.local.test"), 1, r"no certificate")
+    # Usage errors.
+    fails(ca(state), 2, r"usage")
+    fails(ca(state, "frob"), 2, r"unknown subcommand")
+    fails(ca(state, "issue"), 2, r"usage")
+    fails(ca(state, "issue", HOST, "--bogus"), 2, r"--bogus")
+    fails(ca(state, "issue", HOST, "--san"), 2, r"--san")
+    fails(ca(state, "export"), 2, r"usage")
+    fails(ca(state, "export", "--pem", "a", "--der", "b"), 2, r"usage")
+    fails(ca(state, "revoke"), 2, r"usage")
+    fails(ca(state, "list", "extra"), 2, r"extra")
+    fails(ca(state, "init", "--san", "x"), 2, r"--san")
+
+
+def _serve_once(crt, key, ready, port_box, errors):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    ls = socket.socket()
+    ls.bind((th.LISTEN, 0))
+    ls.listen(8)
+    ls.settimeout(th.HANG)
+    port_box.append(ls.getsockname()[1])
+    ready.set()
+    try:
+        while True:
+            try:
+                c, _ = ls.accept()
+            except socket.timeout:
+                return
+            try:
+                with ctx.wrap_socket(c, server_side=True) as s:
+                    if s.recv(5) == b"quit\n":
+                        return
+                    s.sendall(b"hello\n")
+            except (ssl.SSLError, OSError) as e:
+                errors.append(e)
+    finally:
+        ls.close()
+
+
+def _connect(port, ctx, name):
+    with socket.create_connection((th.LISTEN, port), timeout=th.HANG) as c:
+        with ctx.wrap_socket(c, server_hostname=name) as s:
+            s.sendall(b"ping\n")
+            return s.recv(6)
+
+
+def test_python_tls_server_verifies_with_exported_root(state):
+    ok(ca(state, "init"))
+    ok(ca(state, "issue", HOST, "--san", "imap.local.test"))
+    _, crt, key = paths(state)
+    pem = os.path.join(state, "root.pem")
+    der = os.path.join(state, "root.crt")
+    ok(ca(state, "export", "--pem", pem))
+    ok(ca(state, "export", "--der", der))
+    with open(der, "rb") as f:
+        der_bytes = f.read()
+    assert der_bytes[0] == 0x30
+    openssl("x509", "-inform", "DER", "-in", der, "-noout", "-subject")
+
+    ready, port_box, errors = threading.Event(), [], []
+    t = threading.Thread(target=_serve_once,
+                         args=(crt, key, ready, port_box, errors))
+    t.start()
+    try:
+        assert ready.wait(th.HANG)
+        port = port_box[0]
+        pem_ctx = ssl.create_default_context(cafile=pem)
+        assert pem_ctx.check_hostname
+        assert _connect(port, pem_ctx, HOST) == b"hello\n"
+        assert _connect(port, pem_ctx, "imap.local.test") == b"hello\n"
+        der_ctx = ssl.create_default_context(cadata=der_bytes)
+        assert _connect(port, der_ctx, HOST) == b"hello\n"
+        # A name not in the certificate fails hostname checking.
+        with pytest.raises(ssl.SSLCertVerificationError,
+                           match="Hostname mismatch|doesn't match"):
+            _connect(port, pem_ctx, "pop.local.test")
+        # The system trust store does not know the private root.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            _connect(port, ssl.create_default_context(), HOST)
+    finally:
+        try:
+            with socket.create_connection((th.LISTEN, port_box[0]),
+                                          timeout=th.HANG) as c:
+                with ssl.create_default_context(cafile=pem).wrap_socket(
+                        c, server_hostname=HOST) as s:
+                    s.sendall(b"quit\n")
+        except (OSError, IndexError):
+            pass
+        t.join(th.HANG)
+
+
+def test_revoke_and_crl(state):
+    ok(ca(state, "init"))
+    out = ok(ca(state, "issue", HOST))
+    serial = re.search(r"serial:\s+([0-9A-F]+)", out).group(1)
+    root, crt, _ = paths(state)
+    crl = os.path.join(state, "ca", "crl.pem")
+    ok(ca(state, "crl"))
+    assert mode(crl) == 0o644
+    openssl("verify", "-crl_check", "-CRLfile", crl, "-CAfile", root, crt)
+    # As clients show serials: lower case with colons.
+    shown = ":".join(serial[i:i + 2] for i in range(0, len(serial), 2))
+    out = ok(ca(state, "revoke", shown.lower()))
+    assert "ca crl" in out
+    fails(ca(state, "revoke", serial), 1, r"already revoked")
+    ok(ca(state, "crl"))
+    p = openssl("verify", "-crl_check", "-CRLfile", crl, "-CAfile", root,
+                crt, check=False)
+    assert p.returncode != 0
+    assert b"certificate revoked" in p.stdout + p.stderr
+    t = openssl("crl", "-in", crl, "-noout", "-text").stdout.decode()
+    assert "Version 2 (0x1)" in t
+    assert re.search(r"X509v3 CRL Number: \s*2\n", t)
+    assert "X509v3 Authority Key Identifier" in t
+    assert "Serial Number: " + serial in t
+    assert "ecdsa-with-SHA256" in t
+    with open(os.path.join(state, "ca", "crlnumber")) as f:
+        assert f.read() == "03\n"
+    openssl("crl", "-in", crl, "-noout", "-CAfile", root)
+    out = ok(ca(state, "list"))
+    assert "status:      revoked" in out
+
+
+def test_renew_keeps_names_and_old_stays_valid(state):
+    ok(ca(state, "init"))
+    ok(ca(state, "issue", HOST, "--san", "imap.local.test", "--days", "30"))
+    root, crt, key = paths(state)
+    old = os.path.join(state, "old.crt")
+    shutil.copy(crt, old)
+    with open(key) as f:
+        old_key = f.read()
+    out = ok(ca(state, "renew", HOST))
+    assert "Renewed" in out
+    assert "names:       DNS:%s, DNS:imap.local.test" % HOST in out
+    with open(key) as f:
+        assert f.read() != old_key
+    assert mode(key) == 0o600
+    for c in (old, crt):
+        openssl("verify", "-x509_strict", "-purpose", "sslserver",
+                "-CAfile", root, c)
+    with open(os.path.join(state, "ca", "index")) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 2 and all(ln.startswith("V\t") for ln in lines)
+
+
+def test_passphrase(state):
+    fails(ca(state, "init", "--passphrase-stdin", input="short\n"), 1,
+          r"8 to")
+    ok(ca(state, "init", "--passphrase-stdin",
+          input="correct horse battery\n"))
+    with open(os.path.join(state, "ca", "ca.key")) as f:
+        assert f.readline() == "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+    cakey = os.path.join(state, "ca", "ca.key")
+    openssl("pkey", "-in", cakey, "-passin", "pass:correct horse battery",
+            "-noout")
+    assert openssl("pkey", "-in", cakey, "-passin", "pass:wrong horse",
+                   "-noout", check=False).returncode != 0
+    assert "aes-256-cbc" in openssl("asn1parse", "-in",
+                                    cakey).stdout.decode()
+    fails(ca(state, "issue", HOST), 1, r"--passphrase-stdin")
+    fails(ca(state, "issue", HOST, "--passphrase-stdin",
+             input="wrong horse battery\n"), 1, r"wrong passphrase")
+    fails(ca(state, "issue", HOST, "--passphrase-stdin", input=""), 1,
+          r"no passphrase")
+    assert not os.path.exists(os.path.join(state, "tls", HOST + ".crt"))
+    ok(ca(state, "issue", HOST, "--passphrase-stdin",
+          input="correct horse battery\n"))
+    fails(ca(state, "crl"), 1, r"passphrase")
+    ok(ca(state, "crl", "--passphrase-stdin",
+          input="correct horse battery\r\n"))
+    ok(ca(state, "show"))
+    ok(ca(state, "export", "--pem", os.path.join(state, "r.pem")))
+
+
+def test_expired_ca_refuses_to_issue(state):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=20))
+            .not_valid_after(now - datetime.timedelta(days=10))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0),
+                           critical=True)
+            .sign(key, hashes.SHA256()))
+    cadir = os.path.join(state, "ca")
+    os.makedirs(cadir, mode=0o700)
+    with open(os.path.join(cadir, "ca.crt"), "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(os.path.join(cadir, "ca.key"),
+                 os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    fails(ca(state, "issue", HOST), 1, r"expired")
+    assert not os.path.exists(os.path.join(state, "tls", HOST + ".crt"))
+    assert "EXPIRED" in ok(ca(state, "show"))
+
+
+def test_csr_for_a_public_ca(state):
+    out = ok(ca(state, "csr", HOST, "--san", "imap.local.test"))
+    assert "new key" in out
+    csr = os.path.join(state, "tls", HOST + ".csr")
+    key = os.path.join(state, "tls", HOST + ".key")
+    assert mode(key) == 0o600
+    p = openssl("req", "-in", csr, "-noout", "-verify", "-text")
+    t = p.stdout.decode()
+    assert "Subject: CN = " + HOST in t
+    assert "DNS:%s, DNS:imap.local.test" % HOST in t
+    assert b"verify OK" in p.stdout + p.stderr
+    # Once a certificate is installed, a CSR reuses its key.
+    with open(key) as f:
+        k1 = f.read()
+    out = ok(ca(state, "csr", HOST))
+    assert "existing key" in out
+    with open(key) as f:
+        assert f.read() == k1
+    fails(ca(state, "csr", "bad/host"), 1, r"not a valid")
+
+
+def test_selfsign(state):
+    out = ok(ca(state, "selfsign", "self.local.test"))
+    assert "SELF-SIGNED" in out
+    assert "status:      SELF-SIGNED" in out
+    crt = os.path.join(state, "tls", "self.local.test.crt")
+    assert mode(os.path.join(state, "tls", "self.local.test.key")) == 0o600
+    openssl("verify", "-x509_strict", "-purpose", "sslserver", "-CAfile",
+            crt, crt)
+    t = text(crt)
+    assert re.search(r"Basic Constraints: critical\s+CA:FALSE", t)
+    assert "DNS:self.local.test" in t
+    fails(ca(state, "selfsign", "self.local.test"), 1, r"exists")
+    # A self-signed certificate is not in any CA's index.
+    assert not os.path.exists(os.path.join(state, "ca", "index"))
+
+
+def test_show_and_list(state):
+    ok(ca(state, "init"))
+    ok(ca(state, "issue", HOST, "--san", "imap.local.test"))
+    ok(ca(state, "selfsign", "self.local.test"))
+    root, crt, _ = paths(state)
+    out = ok(ca(state, "show", HOST))
+    fp = openssl("x509", "-in", crt, "-noout", "-fingerprint",
+                 "-sha256").stdout.decode().strip().split("=")[1]
+    assert "SHA-256:     " + fp + "\n" in out
+    for field in ("subject:     CN=" + HOST, "issuer:      CN=tegami Root CA",
+                  "names:       DNS:%s, DNS:imap.local.test" % HOST,
+                  "serial:      ", "not before:  ", "not after:   ",
+                  "key:         ECDSA P-256", "status:      valid"):
+        assert field in out, field
+    out = ok(ca(state, "show"))
+    fp = openssl("x509", "-in", root, "-noout", "-fingerprint",
+                 "-sha256").stdout.decode().strip().split("=")[1]
+    assert "SHA-256:     " + fp in out
+    assert "status:      CA root certificate" in out
+    out = ok(ca(state, "list"))
+    assert out.startswith("1 certificate issued by this CA\n")
+    assert "file:        tls/%s.crt" % HOST in out
+    assert "file:        tls/self.local.test.crt" in out
+    assert "status:      SELF-SIGNED" in out
+
+
+def test_concurrent_issues_keep_every_index_entry(state):
+    ok(ca(state, "init"))
+    conf = os.path.join(state, "tegami.conf")
+    procs = [subprocess.Popen([th.TEGAMI_BIN, "-c", conf, "ca", "issue",
+                               "h%d.local.test" % i],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+             for i in range(8)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    with open(os.path.join(state, "ca", "index")) as f:
+        hosts = sorted(ln.split("\t")[4] for ln in f.read().splitlines())
+    assert hosts == sorted("h%d.local.test" % i for i in range(8))
+
+
+def test_keys_created_0600_with_o_excl(state):
+    """The key is never readable by others, not even for an instant: the
+    temp file is created with O_EXCL and mode 0600 in the same call."""
+    ok(ca(state, "init"))
+    log = os.path.join(state, "strace.log")
+    p = subprocess.run(["strace", "-f", "-e", "trace=openat,rename",
+                        "-o", log, th.TEGAMI_BIN, "-c",
+                        os.path.join(state, "tegami.conf"), "ca", "issue",
+                        HOST], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=60)
+    assert p.returncode == 0, p.stderr
+    with open(log) as f:
+        lines = f.read().splitlines()
+    opens = [ln for ln in lines if "openat(" in ln and ".key.tmp." in ln]
+    assert len(opens) == 1, lines
+    assert "O_CREAT" in opens[0] and "O_EXCL" in opens[0]
+    assert opens[0].rstrip().split(")")[0].endswith("0600"), opens[0]
+    renames = [ln for ln in lines if "rename(" in ln and ".key" in ln]
+    assert len(renames) == 1 and renames[0].rstrip().endswith("= 0")
