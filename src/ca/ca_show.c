@@ -72,14 +72,14 @@ key_string(X509 *cert, char *out, size_t size)
 }
 
 static void
-fingerprint(X509 *cert, char *out, size_t size)
+fingerprint(X509 *cert, const EVP_MD *alg, char *out, size_t size)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0, i;
 	size_t used = 0;
 
 	out[0] = '\0';
-	if (X509_digest(cert, EVP_sha256(), md, &len) != 1)
+	if (X509_digest(cert, alg, md, &len) != 1)
 		return;
 	for (i = 0; i < len && used + 3 < size; i++)
 		used += (size_t)snprintf(out + used, size - used, "%s%02X",
@@ -170,8 +170,11 @@ print_cert(FILE *out, X509 *cert, const char *status)
 	fprintf(out, "not after:   %s\n", buf);
 	key_string(cert, buf, sizeof(buf));
 	fprintf(out, "key:         %s\n", buf);
-	fingerprint(cert, buf, sizeof(buf));
+	fingerprint(cert, EVP_sha256(), buf, sizeof(buf));
 	fprintf(out, "SHA-256:     %s\n", buf);
+	/* What Windows shows as the "Thumbprint" when importing. */
+	fingerprint(cert, EVP_sha1(), buf, sizeof(buf));
+	fprintf(out, "SHA-1:       %s\n", buf);
 	fprintf(out, "status:      %s\n", status);
 }
 

@@ -424,6 +424,9 @@ def test_show_and_list(state):
     fp = openssl("x509", "-in", root, "-noout", "-fingerprint",
                  "-sha256").stdout.decode().strip().split("=")[1]
     assert "SHA-256:     " + fp in out
+    fp = openssl("x509", "-in", root, "-noout", "-fingerprint",
+                 "-sha1").stdout.decode().strip().split("=")[1]
+    assert "SHA-1:       " + fp + "\n" in out
     assert "status:      CA root certificate" in out
     out = ok(ca(state, "list"))
     assert out.startswith("1 certificate issued by this CA\n")
