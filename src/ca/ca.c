@@ -23,6 +23,12 @@ now_or(time_t now)
 	return now != 0 ? now : time(NULL);
 }
 
+static gid_t
+key_gid(const struct ca_issue_opts *opts)
+{
+	return opts->key_group_readable ? opts->key_gid : (gid_t)-1;
+}
+
 bool
 ca_exists(const char *state_dir)
 {
@@ -113,7 +119,8 @@ ca_init(const char *state_dir, const struct ca_init_opts *opts, char *err,
 		goto out;
 	/* The key first: a ca.crt without its key would be a CA that
 	 * exists but cannot sign. */
-	if (ca_key_save(keypath, key, opts->passphrase, err, errsize) == -1 ||
+	if (ca_key_save(keypath, key, opts->passphrase, (gid_t)-1, err,
+	    errsize) == -1 ||
 	    ca_cert_save(crtpath, cert, NULL, err, errsize) == -1)
 		goto out;
 	rc = 0;
@@ -210,7 +217,8 @@ issue_locked(const char *state_dir, const char *host, X509 *ca,
 	/* The index first: a certificate that exists must be revocable; an
 	 * index line whose files were never written harms nobody. */
 	if (ca_index_append(state_dir, &e, err, errsize) == -1 ||
-	    ca_key_save(keypath, key, NULL, err, errsize) == -1 ||
+	    ca_key_save(keypath, key, NULL, key_gid(opts), err, errsize) ==
+	    -1 ||
 	    ca_cert_save(crtpath, cert, ca, err, errsize) == -1)
 		goto out;
 	if (serial_r != NULL)
@@ -363,7 +371,8 @@ ca_csr(const char *state_dir, const char *host_in,
 		ca_ssl_err(err, errsize, "CSR encoding");
 		goto out;
 	}
-	if (!*reused_r && ca_key_save(keypath, key, NULL, err, errsize) == -1)
+	if (!*reused_r && ca_key_save(keypath, key, NULL, key_gid(opts), err,
+	    errsize) == -1)
 		goto out;
 	if (ca_file_write_bio(csrpath, bio, 0644, err, errsize) == -1)
 		goto out;
@@ -410,7 +419,8 @@ ca_selfsign(const char *state_dir, const char *host_in,
 	    (cert = ca_cert_make_leaf(key, host, names, NULL, key, days,
 	    now_or(opts->now), err, errsize)) == NULL)
 		goto out;
-	if (ca_key_save(keypath, key, NULL, err, errsize) == -1 ||
+	if (ca_key_save(keypath, key, NULL, key_gid(opts), err, errsize) ==
+	    -1 ||
 	    ca_cert_save(crtpath, cert, NULL, err, errsize) == -1)
 		goto out;
 	rc = 0;
@@ -504,6 +514,14 @@ int
 ca_setup_default(const char *state_dir, const char *hostname, char *err,
     size_t errsize)
 {
+	return ca_setup_default_gid(state_dir, hostname, (gid_t)-1, err,
+	    errsize);
+}
+
+int
+ca_setup_default_gid(const char *state_dir, const char *hostname,
+    gid_t key_gid, char *err, size_t errsize)
+{
 	struct ca_init_opts iopts;
 	struct ca_issue_opts opts;
 	char name[CA_NAME_MAX + 1], host[CA_HOST_MAX];
@@ -522,6 +540,8 @@ ca_setup_default(const char *state_dir, const char *hostname, char *err,
 	memset(&iopts, 0, sizeof(iopts));
 	iopts.name = name;
 	memset(&opts, 0, sizeof(opts));
+	opts.key_group_readable = key_gid != (gid_t)-1;
+	opts.key_gid = key_gid;
 	if (ca_init(state_dir, &iopts, err, errsize) == -1)
 		return -1;
 	return ca_issue(state_dir, host, &opts, false, NULL, err, errsize);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <time.h>
+#include <sys/types.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -56,6 +57,11 @@ struct ca_issue_opts {
 	size_t n_sans;
 	const char *passphrase;	/* for an encrypted CA key */
 	time_t now;		/* 0: time(NULL) */
+	/* Server keys are 0600; with key_group_readable 0640 and group
+	 * key_gid, so that the unprivileged front can reload them. The
+	 * CA key is always 0600. */
+	bool key_group_readable;
+	gid_t key_gid;
 };
 
 /* Paths under state_dir (PATH_MAX buffers); -1 when too long. */
@@ -131,5 +137,9 @@ int ca_list(const char *state_dir, FILE *out, char *err, size_t errsize);
  * `tegami init` does. Refuses when a CA exists. */
 int ca_setup_default(const char *state_dir, const char *hostname, char *err,
     size_t errsize);
+/* The same with the server key 0640 and group key_gid ((gid_t)-1: 0600),
+ * as `tegami ca issue` does for the group of the config's user. */
+int ca_setup_default_gid(const char *state_dir, const char *hostname,
+    gid_t key_gid, char *err, size_t errsize);
 
 #endif

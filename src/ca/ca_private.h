@@ -28,8 +28,14 @@ void ca_ssl_err(char *err, size_t errsize, const char *fmt, ...)
  * fsync of the directory. */
 int ca_file_write(const char *path, const void *buf, size_t len,
     mode_t mode, char *err, size_t errsize);
+/* The same, and the file is given group gid ((gid_t)-1: unchanged)
+ * while it is still empty and 0600, before mode opens it to the group. */
+int ca_file_write_group(const char *path, const void *buf, size_t len,
+    mode_t mode, gid_t gid, char *err, size_t errsize);
 int ca_file_write_bio(const char *path, BIO *bio, mode_t mode, char *err,
     size_t errsize);
+int ca_file_write_bio_group(const char *path, BIO *bio, mode_t mode,
+    gid_t gid, char *err, size_t errsize);
 /* Creates ca/ (0700) and tls/ (0755) when missing. */
 int ca_dirs_make(const char *state_dir, char *err, size_t errsize);
 /* flock(LOCK_EX) on ca/lock; ca_unlock closes it. */
@@ -41,9 +47,10 @@ X509 *ca_cert_load(const char *path, char *err, size_t errsize);
 /* leaf, then ca when not NULL, as PEM, mode 0644. */
 int ca_cert_save(const char *path, X509 *leaf, X509 *ca, char *err,
     size_t errsize);
-/* PKCS#8 PEM, mode 0600, AES-256-CBC when passphrase is not NULL. */
+/* PKCS#8 PEM, AES-256-CBC when passphrase is not NULL; mode 0600, or
+ * 0640 with group gid when gid is not (gid_t)-1. */
 int ca_key_save(const char *path, EVP_PKEY *key, const char *passphrase,
-    char *err, size_t errsize);
+    gid_t gid, char *err, size_t errsize);
 EVP_PKEY *ca_key_load(const char *path, const char *passphrase, char *err,
     size_t errsize);
 /* The CA certificate, and its key when key_r is not NULL (checked to match

@@ -75,6 +75,14 @@ int
 ca_file_write(const char *path, const void *buf, size_t len, mode_t mode,
     char *err, size_t errsize)
 {
+	return ca_file_write_group(path, buf, len, mode, (gid_t)-1, err,
+	    errsize);
+}
+
+int
+ca_file_write_group(const char *path, const void *buf, size_t len,
+    mode_t mode, gid_t gid, char *err, size_t errsize)
+{
 	char tmp[PATH_MAX], dir[PATH_MAX], id[17];
 	int fd;
 
@@ -88,9 +96,18 @@ ca_file_write(const char *path, const void *buf, size_t len, mode_t mode,
 	 * others, not even between open() and a later fchmod(); fchmod
 	 * then undoes what the umask took away from a certificate. */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    mode);
+	    gid != (gid_t)-1 ? 0600 : mode);
 	if (fd == -1) {
 		ca_err(err, errsize, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	/* The group changes while the file is empty and 0600, so that only
+	 * the intended group ever gets to read it. */
+	if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) == -1) {
+		ca_err(err, errsize, "%s: cannot give it group %lu: %s", tmp,
+		    (unsigned long)gid, strerror(errno));
+		close(fd);
+		unlink(tmp);
 		return -1;
 	}
 	if (fchmod(fd, mode) == -1 || write_all(fd, buf, len) == -1 ||
@@ -121,6 +138,14 @@ int
 ca_file_write_bio(const char *path, BIO *bio, mode_t mode, char *err,
     size_t errsize)
 {
+	return ca_file_write_bio_group(path, bio, mode, (gid_t)-1, err,
+	    errsize);
+}
+
+int
+ca_file_write_bio_group(const char *path, BIO *bio, mode_t mode, gid_t gid,
+    char *err, size_t errsize)
+{
 	char *data;
 	long len;
 
@@ -129,7 +154,8 @@ ca_file_write_bio(const char *path, BIO *bio, mode_t mode, char *err,
 		ca_err(err, errsize, "%s: no data", path);
 		return -1;
 	}
-	return ca_file_write(path, data, (size_t)len, mode, err, errsize);
+	return ca_file_write_group(path, data, (size_t)len, mode, gid, err,
+	    errsize);
 }
 
 static int
@@ -248,7 +274,7 @@ ca_cert_save(const char *path, X509 *leaf, X509 *ca, char *err,
 
 int
 ca_key_save(const char *path, EVP_PKEY *key, const char *passphrase,
-    char *err, size_t errsize)
+    gid_t gid, char *err, size_t errsize)
 {
 	BIO *bio;
 	int rc = -1, ok;
@@ -267,7 +293,8 @@ ca_key_save(const char *path, EVP_PKEY *key, const char *passphrase,
 	if (ok != 1)
 		ca_ssl_err(err, errsize, "%s: PEM encoding", path);
 	else
-		rc = ca_file_write_bio(path, bio, 0600, err, errsize);
+		rc = ca_file_write_bio_group(path, bio,
+		    gid != (gid_t)-1 ? 0640 : 0600, gid, err, errsize);
 	/* The memory BIO held the unencrypted key when there was no
 	 * passphrase; BIO_free does not clear it. */
 	{

@@ -4,7 +4,9 @@
  * Parses arguments and reports; the work is done in src/ca.
  */
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +178,43 @@ read_passphrase(char *buf, size_t size)
 	return 0;
 }
 
+/*
+ * Server keys go to the group of the config's user: the unprivileged front
+ * runs as that user and loads them again on SIGHUP. It holds the keys in
+ * memory for TLS anyway, so reading the files gives it nothing more. The
+ * CA key stays 0600.
+ */
+static void
+key_group(const struct tegami_config *cfg, struct ca_issue_opts *opts)
+{
+	struct passwd *pw;
+
+	if (cfg->user == NULL || (pw = getpwnam(cfg->user)) == NULL)
+		return;
+	if (geteuid() != 0 && getegid() != pw->pw_gid)
+		return;
+	opts->key_group_readable = true;
+	opts->key_gid = pw->pw_gid;
+}
+
+static void
+print_key_mode(const struct ca_issue_opts *opts)
+{
+	struct group *gr;
+
+	if (!opts->key_group_readable) {
+		printf("The key is readable by its owner only (0600).\n\n");
+		return;
+	}
+	gr = getgrgid(opts->key_gid);
+	if (gr != NULL)
+		printf("The key is readable by group %s (0640), for the "
+		    "server's reloads.\n\n", gr->gr_name);
+	else
+		printf("The key is readable by group %lu (0640), for the "
+		    "server's reloads.\n\n", (unsigned long)opts->key_gid);
+}
+
 static int
 show(const char *state_dir, const char *host)
 {
@@ -233,6 +272,7 @@ do_issue(const struct tegami_config *cfg, struct ca_args *a,
 	opts.sans = a->sans;
 	opts.n_sans = a->n_sans;
 	opts.passphrase = passphrase;
+	key_group(cfg, &opts);
 	if (renew)
 		rc = ca_renew(cfg->state_dir, a->positional[0], &opts, serial,
 		    err, sizeof(err));
@@ -243,8 +283,9 @@ do_issue(const struct tegami_config *cfg, struct ca_args *a,
 		fprintf(stderr, "tegami: %s\n", err);
 		return 1;
 	}
-	printf("%s certificate %s for %s in %s/tls\n\n", renew ? "Renewed:" :
+	printf("%s certificate %s for %s in %s/tls\n", renew ? "Renewed:" :
 	    "Issued", serial, a->positional[0], cfg->state_dir);
+	print_key_mode(&opts);
 	return show(cfg->state_dir, a->positional[0]);
 }
 
@@ -259,6 +300,7 @@ do_csr(const struct tegami_config *cfg, struct ca_args *a)
 	opts.key = a->key;
 	opts.sans = a->sans;
 	opts.n_sans = a->n_sans;
+	key_group(cfg, &opts);
 	if (ca_csr(cfg->state_dir, a->positional[0], &opts, &reused, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "tegami: %s\n", err);
@@ -285,6 +327,7 @@ do_selfsign(const struct tegami_config *cfg, struct ca_args *a)
 	opts.force_days = a->force_days;
 	opts.sans = a->sans;
 	opts.n_sans = a->n_sans;
+	key_group(cfg, &opts);
 	if (ca_selfsign(cfg->state_dir, a->positional[0], &opts, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "tegami: %s\n", err);
@@ -292,8 +335,9 @@ do_selfsign(const struct tegami_config *cfg, struct ca_args *a)
 	}
 	printf("SELF-SIGNED certificate for %s in %s/tls: no CA vouches for "
 	    "it, so every client\nwarns until this very certificate is "
-	    "trusted there. Prefer `tegami ca issue`.\n\n", a->positional[0],
+	    "trusted there. Prefer `tegami ca issue`.\n", a->positional[0],
 	    cfg->state_dir);
+	print_key_mode(&opts);
 	return show(cfg->state_dir, a->positional[0]);
 }
 

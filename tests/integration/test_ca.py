@@ -5,7 +5,9 @@
 # tls/HOST.crt and .key, verified by a client trusting only the exported
 # root (PEM and DER) with hostname checking on.
 import datetime
+import grp
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -64,6 +66,17 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+def tegami_gid():
+    return pwd.getpwnam("tegami").pw_gid
+
+
+def server_key_ok(path):
+    """Server keys: 0640 with the group of the unprivileged user (the
+    front reloads them on SIGHUP), never readable by others."""
+    st = os.stat(path)
+    return stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == tegami_gid()
+
+
 def paths(d, host=HOST):
     return (os.path.join(d, "ca", "ca.crt"),
             os.path.join(d, "tls", host + ".crt"),
@@ -77,10 +90,12 @@ def test_init_issue_profile_and_openssl_verify(state):
                 "--san", "127.0.0.1", "--san", "IP:::1"))
     assert "names:       DNS:%s, DNS:imap.local.test, IP:127.0.0.1, " \
         "IP:::1" % HOST in out
+    assert "readable by group %s (0640)" % grp.getgrgid(
+        tegami_gid()).gr_name in out
     root, crt, key = paths(state)
     assert mode(os.path.join(state, "ca")) == 0o700
     assert mode(os.path.join(state, "ca", "ca.key")) == 0o600
-    assert mode(key) == 0o600
+    assert server_key_ok(key)
     assert mode(crt) == 0o644
     p = openssl("verify", "-x509_strict", "-purpose", "sslserver",
                 "-CAfile", root, crt)
@@ -300,7 +315,7 @@ def test_renew_keeps_names_and_old_stays_valid(state):
     assert "names:       DNS:%s, DNS:imap.local.test" % HOST in out
     with open(key) as f:
         assert f.read() != old_key
-    assert mode(key) == 0o600
+    assert server_key_ok(key)
     for c in (old, crt):
         openssl("verify", "-x509_strict", "-purpose", "sslserver",
                 "-CAfile", root, c)
@@ -374,7 +389,7 @@ def test_csr_for_a_public_ca(state):
     assert "new key" in out
     csr = os.path.join(state, "tls", HOST + ".csr")
     key = os.path.join(state, "tls", HOST + ".key")
-    assert mode(key) == 0o600
+    assert server_key_ok(key)
     p = openssl("req", "-in", csr, "-noout", "-verify", "-text")
     t = p.stdout.decode()
     assert "Subject: CN = " + HOST in t
@@ -395,7 +410,7 @@ def test_selfsign(state):
     assert "SELF-SIGNED" in out
     assert "status:      SELF-SIGNED" in out
     crt = os.path.join(state, "tls", "self.local.test.crt")
-    assert mode(os.path.join(state, "tls", "self.local.test.key")) == 0o600
+    assert server_key_ok(os.path.join(state, "tls", "self.local.test.key"))
     openssl("verify", "-x509_strict", "-purpose", "sslserver", "-CAfile",
             crt, crt)
     t = text(crt)
@@ -453,14 +468,17 @@ def test_concurrent_issues_keep_every_index_entry(state):
 
 def test_keys_created_0600_with_o_excl(state):
     """The key is never readable by others, not even for an instant: the
-    temp file is created with O_EXCL and mode 0600 in the same call."""
+    temp file is created with O_EXCL and mode 0600 in the same call, and
+    opened to the group (0640) only after it was given the group and
+    before the key is written."""
     ok(ca(state, "init"))
     log = os.path.join(state, "strace.log")
     # LeakSanitizer cannot run under ptrace (an ASan build of tegami).
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") +
                            ":detect_leaks=0").lstrip(":")
-    p = subprocess.run(["strace", "-f", "-e", "trace=openat,rename",
+    p = subprocess.run(["strace", "-f", "-e",
+                        "trace=openat,rename,fchown,fchmod,write",
                         "-o", log, th.TEGAMI_BIN, "-c",
                         os.path.join(state, "tegami.conf"), "ca", "issue",
                         HOST], stdout=subprocess.PIPE,
@@ -468,9 +486,22 @@ def test_keys_created_0600_with_o_excl(state):
     assert p.returncode == 0, p.stderr
     with open(log) as f:
         lines = f.read().splitlines()
-    opens = [ln for ln in lines if "openat(" in ln and ".key.tmp." in ln]
+    opens = [i for i, ln in enumerate(lines)
+             if "openat(" in ln and ".key.tmp." in ln]
     assert len(opens) == 1, lines
-    assert "O_CREAT" in opens[0] and "O_EXCL" in opens[0]
-    assert opens[0].rstrip().split(")")[0].endswith("0600"), opens[0]
+    o = lines[opens[0]]
+    assert "O_CREAT" in o and "O_EXCL" in o
+    assert o.rstrip().split(")")[0].endswith("0600"), o
+    fd = o.rstrip().split("= ")[-1]
+    # strace pads with spaces: "PID  call(args)    = rc".
+    calls = [re.sub(r"\s+", " ", ln.split(None, 1)[1])
+             for ln in lines[opens[0] + 1:]]
+    after = [c for c in calls if c.startswith(("fchown(%s," % fd,
+                                               "fchmod(%s," % fd,
+                                               "write(%s," % fd))]
+    assert after[0] == "fchown(%s, -1, %d) = 0" % (fd, tegami_gid()), after
+    assert after[1] == "fchmod(%s, 0640) = 0" % fd, after
+    assert after[2].startswith("write(%s, \"-----BEGIN PRIVATE KEY" % fd), \
+        after
     renames = [ln for ln in lines if "rename(" in ln and ".key" in ln]
     assert len(renames) == 1 and renames[0].rstrip().endswith("= 0")

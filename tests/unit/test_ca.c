@@ -430,6 +430,57 @@ out:
 	rmdir_all(&dir);
 }
 
+/* Server keys for the unprivileged front: 0640 and its group; the CA key
+ * stays 0600 whatever the options. */
+static void
+test_key_group(void)
+{
+	struct ca_issue_opts o;
+	char *dir = tmpdir(), path[PATH_MAX];
+	struct stat st;
+	bool reused;
+
+	CHECK(ca_setup_default_gid(dir, "mail.local.test", getegid(), err,
+	    sizeof(err)) == 0);
+	CHECK(file_mode(dir, "ca/ca.key") == 0600);
+	CHECK(file_mode(dir, "tls/mail.local.test.key") == 0640);
+	snprintf(path, sizeof(path), "%s/tls/mail.local.test.key", dir);
+	CHECK(stat(path, &st) == 0 && st.st_gid == getegid());
+	memset(&o, 0, sizeof(o));
+	o.key_group_readable = true;
+	o.key_gid = getegid();
+	CHECK(ca_renew(dir, "mail.local.test", &o, NULL, err, sizeof(err)) ==
+	    0);
+	CHECK(file_mode(dir, "tls/mail.local.test.key") == 0640);
+	CHECK(ca_selfsign(dir, "self.local.test", &o, err, sizeof(err)) == 0);
+	CHECK(file_mode(dir, "tls/self.local.test.key") == 0640);
+	CHECK(ca_csr(dir, "pub.local.test", &o, &reused, err, sizeof(err)) ==
+	    0);
+	CHECK(file_mode(dir, "tls/pub.local.test.key") == 0640);
+	o.key_group_readable = false;
+	CHECK(ca_issue(dir, "own.local.test", &o, false, NULL, err,
+	    sizeof(err)) == 0);
+	CHECK(file_mode(dir, "tls/own.local.test.key") == 0600);
+	/* A group the caller may not give away (as non-root) fails
+	 * cleanly and leaves no file behind. */
+	o.key_group_readable = true;
+	if (geteuid() != 0) {
+		o.key_gid = 0;
+		CHECK(ca_issue(dir, "root.local.test", &o, false, NULL, err,
+		    sizeof(err)) == -1);
+		CHECK(!exists(dir, "tls/root.local.test.key"));
+	} else {
+		/* root gives any group. */
+		o.key_gid = 54321;
+		CHECK(ca_issue(dir, "root.local.test", &o, false, NULL, err,
+		    sizeof(err)) == 0);
+		snprintf(path, sizeof(path), "%s/tls/root.local.test.key", dir);
+		CHECK(stat(path, &st) == 0 && st.st_gid == 54321 &&
+		    (st.st_mode & 07777) == 0640);
+	}
+	rmdir_all(&dir);
+}
+
 static void
 test_leaf_rsa(void)
 {
@@ -1149,6 +1200,7 @@ main(void)
 	UNIT_RUN(test_root_profile);
 	UNIT_RUN(test_root_rsa_and_key_sizes);
 	UNIT_RUN(test_leaf_profile);
+	UNIT_RUN(test_key_group);
 	UNIT_RUN(test_leaf_rsa);
 	UNIT_RUN(test_days_limits);
 	UNIT_RUN(test_names_refused);
