@@ -258,6 +258,23 @@ def test_python_tls_server_verifies_with_exported_root(state):
         # The system trust store does not know the private root.
         with pytest.raises(ssl.SSLCertVerificationError):
             _connect(port, ssl.create_default_context(), HOST)
+        # security-tests.md 40: s_client with the root and the right name
+        # verifies; a wrong name must fail.
+        for name, good in ((HOST, True), ("mail.test", False)):
+            p = subprocess.run(
+                ["openssl", "s_client", "-connect", "%s:%d" % (th.LISTEN,
+                                                               port),
+                 "-CAfile", pem, "-verify_return_error", "-verify_hostname",
+                 name, "-servername", HOST],
+                input=b"ping\n", stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, timeout=th.HANG)
+            out = p.stdout.decode("utf-8", "replace")
+            if good:
+                # (its exit status reflects how the server closed)
+                assert "Verify return code: 0 (ok)" in out, out
+            else:
+                assert p.returncode != 0, out
+                assert "hostname mismatch" in out, out
     finally:
         try:
             with socket.create_connection((th.LISTEN, port_box[0]),
