@@ -17,6 +17,8 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: tegami init --dir DIR --domain DOMAIN [--hostname HOST]\n"
 	    "                   [--listen ADDR] [--port-base N] [--user USER]\n"
+	    "                   [--no-ca]\n"
+	    "                   [--no-ca]\n"
 	    "       tegami [-c CONF] serve [--verbose]\n"
 	    "       tegami [-c CONF] user add ADDRESS [--password-stdin]\n"
 	    "       tegami [-c CONF] user del ADDRESS\n"

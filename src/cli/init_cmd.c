@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "ca/ca.h"
 #include "core/config.h"
 #include "core/util.h"
 
@@ -36,6 +37,7 @@ struct init_args {
 	const char *listen;
 	const char *port_base;
 	const char *user;
+	bool no_ca;		/* --no-ca: no private CA, no certificate */
 };
 
 static const char init_users_text[] =
@@ -57,7 +59,9 @@ init_usage(FILE *f)
 	    "usage: tegami init --dir DIR --domain DOMAIN [--domain DOMAIN ...]\n"
 	    "                   [--hostname HOST] [--listen ADDR] "
 	    "[--port-base N]\n"
-	    "                   [--user USER]\n");
+	    "                   [--user USER] [--no-ca]\n"
+	    "--no-ca skips creating the private CA and the server's "
+	    "certificate\n(see `tegami ca csr` to use a public CA's).\n");
 }
 
 static void
@@ -99,6 +103,10 @@ init_parse_args(int argc, char **argv, struct init_args *a, bool *help_r)
 		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
 			*help_r = true;
 			return 0;
+		}
+		if (strcmp(arg, "--no-ca") == 0) {
+			a->no_ca = true;
+			continue;
 		}
 		eq = strchr(arg, '=');
 		namelen = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
@@ -397,6 +405,38 @@ init_owners(const char *user, const char *mail, bool mail_created,
 	return 0;
 }
 
+/*
+ * The private CA and the server's certificate, so that STARTTLS works
+ * from the first start (issue 3). The server key goes to the group of the
+ * unprivileged user, so that the front can reload it on SIGHUP.
+ */
+static int
+init_tls(const char *dir, const char *hostname, const char *user)
+{
+	char cacrt[PATH_MAX], tlsdir[PATH_MAX], err[1024];
+	struct passwd *pw = getpwnam(user);
+	struct stat st;
+
+	if (path_join(cacrt, sizeof(cacrt), "%s/ca/ca.crt", dir) < 0 ||
+	    path_join(tlsdir, sizeof(tlsdir), "%s/tls", dir) < 0) {
+		fprintf(stderr, "tegami init: %s: path too long\n", dir);
+		return -1;
+	}
+	if (stat(cacrt, &st) == 0) {
+		report(cacrt, false);
+		return 0;
+	}
+	if (ca_setup_default_gid(dir, hostname, pw != NULL && geteuid() == 0 ?
+	    pw->pw_gid : (gid_t)-1, err, sizeof(err)) < 0) {
+		fprintf(stderr, "tegami init: %s\n", err);
+		return -1;
+	}
+	report(cacrt, true);
+	printf("created %s/%s.crt and .key (signed by the private CA)\n",
+	    tlsdir, hostname);
+	return 0;
+}
+
 int
 cli_init(int argc, char **argv)
 {
@@ -544,6 +584,8 @@ cli_init(int argc, char **argv)
 	if (init_owners(a.user, mail, mail_created, queue, queue_created,
 	    users, users_created) < 0)
 		goto out;
+	if (!a.no_ca && init_tls(dir, hostname, a.user) < 0)
+		goto out;
 
 	/* Last, so that an init that failed half way can simply be rerun. */
 	if (write_conf(dir, conf, sample, sample_len) < 0) {
@@ -559,7 +601,9 @@ cli_init(int argc, char **argv)
 
 	printf("\nNext:\n"
 	    "  tegami -c %s user add postmaster@%s --password-stdin\n"
-	    "  tegami -c %s serve\n", conf, a.domains[0], conf);
+	    "  tegami -c %s serve\n"
+	    "  tegami -c %s ca export --der root.crt   "
+	    "(for your mail clients)\n", conf, a.domains[0], conf, conf);
 	if (values.port_base != 0)
 		printf("SMTP will listen on %s port %u.\n", a.listen,
 		    values.port_base + 25);

@@ -2,6 +2,7 @@
 # Certificates come from a throw-away CA made with the openssl command in
 # the test, so that these tests stand apart from `tegami ca`.
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -70,7 +71,11 @@ def starttls(c, ca):
     return c.sock
 
 
-def test_starttls_offered_only_with_a_certificate(server, tls_server):
+def test_starttls_offered_only_with_a_certificate(server_factory, tls_server):
+    server = server_factory(start=False)
+    shutil.rmtree(os.path.join(server.dir, "tls"))     # made by init
+    server.start()
+    assert "STARTTLS off" in server.log_text()
     with server.connect() as c:
         assert not any(l.endswith("STARTTLS") for l in c.ehlo().lines)
         expect(c.cmd("STARTTLS"), "502 5.5.1")

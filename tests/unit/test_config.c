@@ -1132,7 +1132,12 @@ test_init(void)
 	CHECK(mode_of(dir, "aliases") == (S_IFREG | 0644));
 	CHECK(mode_of(dir, "mail") == (S_IFDIR | 0750));
 	CHECK(mode_of(dir, "queue") == (S_IFDIR | 0750));
-	CHECK(entries(dir) == 5);	/* no temp file left behind */
+	/* The private CA and the server certificate (issue 3). */
+	CHECK(mode_of(dir, "ca") == (S_IFDIR | 0700));
+	CHECK(mode_of(dir, "ca/ca.key") == (S_IFREG | 0600));
+	CHECK((mode_of(dir, "tls/mail.example.org.crt") & S_IFMT) == S_IFREG);
+	CHECK((mode_of(dir, "tls/mail.example.org.key") & 0077 & ~0040) == 0);
+	CHECK(entries(dir) == 7);	/* no temp file left behind */
 
 	snprintf(conf, sizeof(conf), "%s/tegami.conf", dir);
 	CHECK(config_load(conf, &cfg, err, sizeof(err)) == 0);
@@ -1176,7 +1181,7 @@ test_init(void)
 	CHECK(text != NULL && again != NULL && strcmp(text, again) == 0);
 	free(again);
 	free(text);
-	CHECK(entries(dir) == 5);
+	CHECK(entries(dir) == 7);
 
 	/* Without tegami.conf, existing files are kept as they are. */
 	snprintf(conf, sizeof(conf), "%s/users", dir);
