@@ -130,6 +130,7 @@ smtp_transaction_reset(struct smtp_session *s)
 	free(s->rcpt_given);
 	s->rcpt_given = NULL;
 	s->n_rcpt_given = 0;
+	s->cap_rcpt_given = 0;
 	s->rcpt_attempts = 0;
 	s->queue_id[0] = '\0';
 	s->bdat_started = false;
@@ -435,8 +436,12 @@ smtp_do_rcpt(struct smtp_session *s, const char *args, size_t len)
 	if (smtp_address_format(&rcpt.to, formatted, sizeof(formatted)) ==
 	    (size_t)-1)
 		formatted[0] = '\0';
-	s->rcpt_given = xreallocarray(s->rcpt_given, s->n_rcpt_given + 1,
-	    sizeof(*s->rcpt_given));
+	if (s->n_rcpt_given == s->cap_rcpt_given) {
+		s->cap_rcpt_given = s->cap_rcpt_given ? s->cap_rcpt_given * 2 :
+		    8;
+		s->rcpt_given = xreallocarray(s->rcpt_given, s->cap_rcpt_given,
+		    sizeof(*s->rcpt_given));
+	}
 	s->rcpt_given[s->n_rcpt_given++] = xstrdup(formatted);
 	smtp_reply(s, "250 2.1.5 Ok");
 }

@@ -63,7 +63,7 @@ struct smtp_session {
 	char from[SMTP_PATH_MAX + 1];	/* formatted, "" for <> */
 	struct recipient_list rcpts;	/* resolved destinations */
 	char **rcpt_given;		/* as the client wrote them */
-	size_t n_rcpt_given;
+	size_t n_rcpt_given, cap_rcpt_given;
 	uint64_t rcpt_attempts;		/* RCPT commands, accepted or not */
 	char queue_id[17];
 

@@ -316,7 +316,8 @@ class TegamiServer:
                                 pass
                         except OSError:
                             pass
-                        return
+                        if self._all_workers_ready():
+                            return
                     last = data
             except OSError as e:
                 last = e
@@ -324,6 +325,18 @@ class TegamiServer:
         raise AssertionError("tegami did not accept SMTP on port %d within "
                              "%.0f s (last: %r)\n%s" % (
                                  self.port, timeout, last, self.log_tail()))
+
+    def _all_workers_ready(self):
+        """Every front worker of this start has logged that it is ready:
+        one that is still starting would load files a test changes after
+        the banner (certificates, accounts) and skew what it checks."""
+        text = self.log_text()
+        start = text.rfind("info: starting:")
+        if start < 0:
+            return False
+        m = re.search(r"workers=(\d+)", text[start:])
+        want = int(m.group(1)) if m else 1
+        return text[start:].count("front ready") >= want
 
     @property
     def pid(self):
