@@ -89,6 +89,10 @@ tls_ctx_new(struct tls_server *ts, const char *crt, const char *key,
 	 * SSL_OP_ALLOW_CLIENT_RENEGOTIATION is set; refuse all of it. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 	    SSL_OP_NO_RENEGOTIATION);
+	/* Every cipher on the list is strong; choosing in our order keeps
+	 * AES-GCM first for clients with AES hardware, and scanners (which
+	 * rate "no server order" as a finding) quiet. */
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
 	    SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1) {
