@@ -72,8 +72,8 @@ ca_serial_normalise(const char *in, char *out, size_t size)
 	return 0;
 }
 
-static int
-parse_line(char *line, struct ca_index_entry *e)
+int
+ca_index_parse_line(char *line, struct ca_index_entry *e)
 {
 	char *f[5], *p = line;
 	size_t i;
@@ -140,7 +140,7 @@ ca_index_load(const char *state_dir, struct ca_index_entry **list_r,
 			cap = cap == 0 ? 16 : cap * 2;
 			list = xreallocarray(list, cap, sizeof(*list));
 		}
-		if (parse_line(line, &list[n]) == -1)
+		if (ca_index_parse_line(line, &list[n]) == -1)
 			goto bad;
 		n++;
 	}

@@ -95,6 +95,9 @@ struct ca_index_entry {
 	char revoked[CA_INDEX_TIME_LEN + 1];	/* "-" when valid */
 	char host[CA_HOST_MAX];
 };
+/* Parses one index line (no newline; modified in place): 0, or -1 when
+ * it is not exactly five valid TAB-separated fields. */
+int ca_index_parse_line(char *line, struct ca_index_entry *e);
 int ca_index_load(const char *state_dir, struct ca_index_entry **list_r,
     size_t *n_r, char *err, size_t errsize);
 int ca_index_save(const char *state_dir, const struct ca_index_entry *list,
