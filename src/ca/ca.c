@@ -40,6 +40,16 @@ ca_exists(const char *state_dir)
 	return ca_file_exists(crt) || ca_file_exists(key);
 }
 
+int
+ca_require(const char *state_dir, char *err, size_t errsize)
+{
+	if (ca_exists(state_dir))
+		return 0;
+	ca_err(err, errsize, "no CA in %s/ca: run `tegami ca init` first",
+	    state_dir);
+	return -1;
+}
+
 bool
 ca_key_encrypted(const char *state_dir)
 {
@@ -254,11 +264,8 @@ issue(const char *state_dir, const char *host_in,
 		ca_err(err, errsize, "%s: path too long", state_dir);
 		return -1;
 	}
-	if (!ca_exists(state_dir)) {
-		ca_err(err, errsize, "no CA in %s/ca: run `tegami ca init` "
-		    "first", state_dir);
+	if (ca_require(state_dir, err, errsize) == -1)
 		return -1;
-	}
 	if (ca_dirs_make(state_dir, err, errsize) == -1 ||
 	    ca_lock(state_dir, &lock, err, errsize) == -1)
 		return -1;
@@ -446,10 +453,8 @@ ca_revoke(const char *state_dir, const char *serial_in, char *err,
 		    "ca list` shows it)", serial_in);
 		return -1;
 	}
-	if (!ca_exists(state_dir)) {
-		ca_err(err, errsize, "no CA in %s/ca", state_dir);
+	if (ca_require(state_dir, err, errsize) == -1)
 		return -1;
-	}
 	if (ca_lock(state_dir, &lock, err, errsize) == -1)
 		return -1;
 	if (ca_index_load(state_dir, &list, &n, err, errsize) == -1)

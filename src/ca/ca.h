@@ -85,6 +85,8 @@ int ca_init(const char *state_dir, const struct ca_init_opts *opts,
     char *err, size_t errsize);
 /* True when ca/ca.crt or ca/ca.key exists. */
 bool ca_exists(const char *state_dir);
+/* 0 when the CA exists; else -1 with "no CA in DIR/ca: run ..." in err. */
+int ca_require(const char *state_dir, char *err, size_t errsize);
 /* True when ca/ca.key is encrypted (needs a passphrase). */
 bool ca_key_encrypted(const char *state_dir);
 

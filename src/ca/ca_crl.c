@@ -140,10 +140,8 @@ ca_crl(const char *state_dir, const char *passphrase, time_t now, char *err,
 		ca_err(err, errsize, "%s: path too long", state_dir);
 		return -1;
 	}
-	if (!ca_exists(state_dir)) {
-		ca_err(err, errsize, "no CA in %s/ca", state_dir);
+	if (ca_require(state_dir, err, errsize) == -1)
 		return -1;
-	}
 	if (ca_lock(state_dir, &lock, err, errsize) == -1)
 		return -1;
 	if (ca_load(state_dir, passphrase, &ca, &key, err, errsize) == -1 ||

@@ -227,8 +227,7 @@ static int
 create_file(const char *path, mode_t mode, const char *text,
     bool *created_r)
 {
-	size_t len = strlen(text), off = 0;
-	ssize_t r;
+	size_t len = strlen(text);
 	int fd;
 
 	*created_r = false;
@@ -238,14 +237,8 @@ create_file(const char *path, mode_t mode, const char *text,
 		return errno == EEXIST ? 0 : -1;
 	if (fchmod(fd, mode) < 0)
 		goto fail;
-	while (off < len) {
-		if ((r = write(fd, text + off, len - off)) < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		off += (size_t)r;
-	}
+	if (write_all(fd, text, len) < 0)
+		goto fail;
 	if (fsync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0)
@@ -286,8 +279,6 @@ static int
 write_conf(const char *dir, const char *conf, const char *text, size_t len)
 {
 	char tmp[PATH_MAX];
-	size_t off = 0;
-	ssize_t r;
 	int fd, saved;
 
 	if (snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, INIT_CONF_NAME) >=
@@ -299,14 +290,8 @@ write_conf(const char *dir, const char *conf, const char *text, size_t len)
 		return -1;
 	if (fchmod(fd, INIT_CONF_MODE) < 0)
 		goto fail;
-	while (off < len) {
-		if ((r = write(fd, text + off, len - off)) < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		off += (size_t)r;
-	}
+	if (write_all(fd, text, len) < 0)
+		goto fail;
 	if (fsync(fd) < 0 || close(fd) < 0) {
 		fd = -1;
 		goto fail;
