@@ -668,6 +668,17 @@ class SMTPConn:
         self.send(line + b"\r\n")
         return self.reply(timeout)
 
+    def open_data(self, rcpts=("alice@local.test",), sender="a@ext.test",
+                  ehlo=True):
+        """EHLO (unless ehlo is False), MAIL, RCPT each, DATA: asserts
+        250s and the 354, ready for the message."""
+        if ehlo:
+            self.ehlo()
+        expect(self.cmd("MAIL FROM:<%s>" % sender), "250 ")
+        for r in rcpts:
+            expect(self.cmd("RCPT TO:<%s>" % r), "250 ")
+        expect(self.cmd("DATA"), "354 ")
+
     def replies(self, n, timeout=None):
         return [self.reply(timeout) for _ in range(n)]
 

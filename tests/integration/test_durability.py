@@ -366,10 +366,7 @@ def test_sigterm_grace_expires(server_factory):
                           "smtp_timeout_data_block = 60s"])
     tok = token()
     with srv.connect() as c:
-        c.ehlo()
-        expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 ")
-        expect(c.cmd("RCPT TO:<alice@local.test>"), "250 ")
-        expect(c.cmd("DATA"), "354 ")
+        c.open_data()
         c.send(b"Subject: " + tok.encode() + b"\r\n\r\nhalf")
         srv.signal(signal.SIGTERM)
         r = c.reply(timeout=20)
@@ -435,10 +432,7 @@ def test_kill9_at_each_stage_of_one_transaction(server_factory):
         msg = th.dot_stuff(th.make_message(tok, size=100_000))
         c = th.SMTPConn(srv.port)
         try:
-            c.ehlo()
-            expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 ")
-            expect(c.cmd("RCPT TO:<alice@local.test>"), "250 ")
-            expect(c.cmd("DATA"), "354 ")
+            c.open_data()
             if stage == "a":
                 c.send(msg[:len(msg) // 2])
                 # Wait until the server has taken the bytes in.

@@ -50,11 +50,7 @@ def test_io_error_gives_451_and_nothing_half_delivered(faulty_server, fault):
     srv, arm = faulty_server
     token = b"IOERR-" + fault.encode()
     with SMTPConn(srv.port) as c:
-        c.ehlo()
-        expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 ")
-        expect(c.cmd("RCPT TO:<alice@local.test>"), "250 ")
-        expect(c.cmd("RCPT TO:<bob@local.test>"), "250 ")
-        expect(c.cmd("DATA"), "354 ")
+        c.open_data(["alice@local.test", "bob@local.test"])
         # Break the disk in the middle of the message: a write of the
         # body (it is flushed in 64 KiB pieces) or its fsync fails.
         arm(fault)

@@ -252,10 +252,7 @@ def test_slow_data_block_timeout(server_factory):
                           "smtp_timeout_command = 60s"])
     tok = token()
     with srv.connect() as c:
-        c.ehlo()
-        expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 ")
-        expect(c.cmd("RCPT TO:<alice@local.test>"), "250 ")
-        expect(c.cmd("DATA"), "354 ")
+        c.open_data()
         c.send(b"Subject: " + tok.encode() + b"\r\n\r\nbody\r\n")
         c.send(b"x")
         t0 = time.monotonic()
@@ -275,10 +272,7 @@ def test_data_deadline_trickle(server_factory):
                           "smtp_timeout_command = 60s"])
     tok = token()
     with srv.connect() as c:
-        c.ehlo()
-        expect(c.cmd("MAIL FROM:<a@ext.test>"), "250 ")
-        expect(c.cmd("RCPT TO:<alice@local.test>"), "250 ")
-        expect(c.cmd("DATA"), "354 ")
+        c.open_data()
         c.send(b"Subject: " + tok.encode() + b"\r\n\r\n")
         t0 = time.monotonic()
         r = None
