@@ -109,6 +109,12 @@ ca_init(const char *state_dir, const struct ca_init_opts *opts, char *err,
 	}
 	if (check_passphrase(opts->passphrase, err, errsize) == -1)
 		return -1;
+	if (opts->crl_url != NULL &&
+	    (why = ca_crl_url_check(opts->crl_url)) != NULL) {
+		ca_err(err, errsize, "--crl-url %.100s%s: %s", opts->crl_url,
+		    strlen(opts->crl_url) > 100 ? "..." : "", why);
+		return -1;
+	}
 	if (ca_path(state_dir, "ca.key", keypath, sizeof(keypath)) == -1 ||
 	    ca_path(state_dir, "ca.crt", crtpath, sizeof(crtpath)) == -1) {
 		ca_err(err, errsize, "%s: path too long", state_dir);
@@ -132,6 +138,11 @@ ca_init(const char *state_dir, const struct ca_init_opts *opts, char *err,
 	if (ca_key_save(keypath, key, opts->passphrase, (gid_t)-1, err,
 	    errsize) == -1 ||
 	    ca_cert_save(crtpath, cert, NULL, err, errsize) == -1)
+		goto out;
+	/* After the CA: a default URL without a CA would stop the next
+	 * init. */
+	if (opts->crl_url != NULL && ca_crl_url_save(state_dir,
+	    opts->crl_url, err, errsize) == -1)
 		goto out;
 	rc = 0;
 out:
@@ -166,6 +177,17 @@ check_days(const struct ca_issue_opts *opts, int *days_r, char *err,
 		    CA_MAX_LEAF_DAYS);
 		return -1;
 	}
+	if (opts->crl_url != NULL && opts->no_crl_url) {
+		ca_err(err, errsize, "--crl-url and --no-crl-url contradict "
+		    "each other");
+		return -1;
+	}
+	if (opts->crl_url != NULL &&
+	    (why = ca_crl_url_check(opts->crl_url)) != NULL) {
+		ca_err(err, errsize, "--crl-url %.100s%s: %s", opts->crl_url,
+		    strlen(opts->crl_url) > 100 ? "..." : "", why);
+		return -1;
+	}
 	*days_r = days;
 	return 0;
 }
@@ -175,7 +197,7 @@ check_days(const struct ca_issue_opts *opts, int *days_r, char *err,
 static int
 issue_locked(const char *state_dir, const char *host, X509 *ca,
     EVP_PKEY *ca_key, GENERAL_NAMES *names, const struct ca_issue_opts *opts,
-    int days, char *serial_r, char *err, size_t errsize)
+    int days, const char *crl_url, char *serial_r, char *err, size_t errsize)
 {
 	char keypath[PATH_MAX], crtpath[PATH_MAX];
 	struct ca_index_entry e;
@@ -202,7 +224,7 @@ issue_locked(const char *state_dir, const char *host, X509 *ca,
 	}
 	if ((key = ca_key_generate(&opts->key, err, errsize)) == NULL ||
 	    (cert = ca_cert_make_leaf(key, host, names, ca, ca_key, days, now,
-	    err, errsize)) == NULL)
+	    crl_url, err, errsize)) == NULL)
 		goto out;
 	/* A certificate must not outlive its issuer: clients would reject
 	 * it from then on anyway, so end it with the CA. */
@@ -246,6 +268,7 @@ issue(const char *state_dir, const char *host_in,
     char *serial_r, char *err, size_t errsize)
 {
 	char host[CA_HOST_MAX], crtpath[PATH_MAX], **names_list = NULL;
+	char crl_url[CA_CRL_URL_MAX + 1];
 	GENERAL_NAMES *names = NULL;
 	EVP_PKEY *ca_key = NULL;
 	X509 *ca = NULL, *old = NULL;
@@ -253,6 +276,7 @@ issue(const char *state_dir, const char *host_in,
 	size_t n_names = 0, i;
 	int days, lock = -1, rc = -1;
 
+	crl_url[0] = '\0';
 	if ((why = ca_hostname_check(host_in, host)) != NULL) {
 		ca_err(err, errsize, "%s: %s", host_in, why);
 		return -1;
@@ -289,6 +313,15 @@ issue(const char *state_dir, const char *host_in,
 		if (ca_names_list(old, &names_list, &n_names, err,
 		    errsize) == -1)
 			goto out;
+		/* The renewed certificate points where the old one did,
+		 * unless told otherwise. */
+		if (opts->crl_url == NULL && !opts->no_crl_url &&
+		    ca_crldp_get(old, crl_url, sizeof(crl_url)) == -1) {
+			ca_err(err, errsize, "%s: unreadable CRL distribution "
+			    "point; renew with --crl-url URL or --no-crl-url",
+			    crtpath);
+			goto out;
+		}
 		names = ca_names_make(host, (const char *const *)names_list,
 		    n_names, err, errsize);
 	} else {
@@ -297,13 +330,18 @@ issue(const char *state_dir, const char *host_in,
 			    "%s` to replace it", crtpath, host);
 			goto out;
 		}
+		if (opts->crl_url == NULL && !opts->no_crl_url &&
+		    ca_crl_url_default(state_dir, crl_url, sizeof(crl_url),
+		    err, errsize) == -1)
+			goto out;
 		names = ca_names_make(host, opts->sans, opts->n_sans, err,
 		    errsize);
 	}
 	if (names == NULL)
 		goto out;
 	rc = issue_locked(state_dir, host, ca, ca_key, names, opts, days,
-	    serial_r, err, errsize);
+	    opts->crl_url != NULL ? opts->crl_url : crl_url[0] != '\0' ?
+	    crl_url : NULL, serial_r, err, errsize);
 out:
 	for (i = 0; i < n_names; i++)
 		free(names_list[i]);
@@ -424,7 +462,7 @@ ca_selfsign(const char *state_dir, const char *host_in,
 	    errsize)) == NULL || ca_dirs_make(state_dir, err, errsize) == -1 ||
 	    (key = ca_key_generate(&opts->key, err, errsize)) == NULL ||
 	    (cert = ca_cert_make_leaf(key, host, names, NULL, key, days,
-	    now_or(opts->now), err, errsize)) == NULL)
+	    now_or(opts->now), NULL, err, errsize)) == NULL)
 		goto out;
 	if (ca_key_save(keypath, key, NULL, key_gid(opts), err, errsize) ==
 	    -1 ||

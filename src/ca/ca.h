@@ -28,6 +28,8 @@
 #define CA_NAME_MAX		64	/* RFC 5280 ub-common-name */
 #define CA_PASSPHRASE_MIN	8
 #define CA_PASSPHRASE_MAX	1023
+/* Longest CRL URL accepted (the URL itself, without the NUL). */
+#define CA_CRL_URL_MAX		1024
 /* Seconds notBefore lies in the past, for clients whose clock is slow. */
 #define CA_BACKDATE_SECONDS	3600
 
@@ -47,6 +49,9 @@ struct ca_init_opts {
 	const char *name;	/* subject CN; NULL: "tegami Root CA" */
 	const char *passphrase;	/* NULL: the key is stored unencrypted */
 	time_t now;		/* 0: time(NULL); tests make expired CAs */
+	/* NULL: none; else stored in ca/crl-url as the CRL distribution
+	 * point of the certificates ca_issue makes from now on. */
+	const char *crl_url;
 };
 
 struct ca_issue_opts {
@@ -62,6 +67,12 @@ struct ca_issue_opts {
 	 * CA key is always 0600. */
 	bool key_group_readable;
 	gid_t key_gid;
+	/* The certificate's CRL distribution point (RFC 5280 4.2.1.13):
+	 * crl_url when not NULL; none with no_crl_url; otherwise ca_issue
+	 * takes the CA's default (ca/crl-url) and ca_renew the URL of the
+	 * certificate it renews. ca_csr and ca_selfsign ignore both. */
+	const char *crl_url;
+	bool no_crl_url;
 };
 
 /* Paths under state_dir (PATH_MAX buffers); -1 when too long. */
@@ -80,7 +91,18 @@ EVP_PKEY *ca_key_generate(const struct ca_key_spec *key, char *err,
  * name under tls/; NULL when ok, else why not. out holds 254 bytes. */
 const char *ca_hostname_check(const char *name, char *out);
 
-/* Creates ca/ca.key (0600) and ca/ca.crt. Refuses when a CA exists. */
+/* NULL when url may be a CRL distribution point (http:// or https://, a
+ * host, printable ASCII characters that URIs allow, at most
+ * CA_CRL_URL_MAX), else why not. */
+const char *ca_crl_url_check(const char *url);
+/* The CA's default CRL URL (ca init --crl-url) into out (at least
+ * CA_CRL_URL_MAX + 1 bytes): 1 when there is one, 0 when not, -1 on
+ * error with err set. */
+int ca_crl_url_default(const char *state_dir, char *out, size_t size,
+    char *err, size_t errsize);
+
+/* Creates ca/ca.key (0600) and ca/ca.crt, and ca/crl-url when
+ * opts->crl_url is set. Refuses when a CA exists. */
 int ca_init(const char *state_dir, const struct ca_init_opts *opts,
     char *err, size_t errsize);
 /* True when ca/ca.crt or ca/ca.key exists. */
@@ -118,8 +140,9 @@ int ca_selfsign(const char *state_dir, const char *host,
  * revoked in ca/index. */
 int ca_revoke(const char *state_dir, const char *serial, char *err,
     size_t errsize);
-/* Writes ca/crl.pem: a v2 CRL with a CRL number and the revoked serials,
- * valid CA_CRL_DAYS. */
+/* Writes ca/crl.pem and the same CRL as DER in ca/crl.der (what an HTTP
+ * distribution point serves, RFC 5280 4.2.1.13): a v2 CRL with a CRL
+ * number and the revoked serials, valid CA_CRL_DAYS. */
 int ca_crl(const char *state_dir, const char *passphrase, time_t now,
     char *err, size_t errsize);
 

@@ -1,8 +1,9 @@
 /*
  * Building certificates (RFC 5280 4.1, 4.2): the self-signed root with
  * basicConstraints CA:TRUE pathlen:0 and keyUsage keyCertSign+cRLSign, and
- * server certificates with SAN, serverAuth and key identifiers (the CA/B
- * Forum and Apple profile), plus CSRs (RFC 2986).
+ * server certificates with SAN, serverAuth, key identifiers (the CA/B
+ * Forum and Apple profile) and a CRL distribution point when the CA
+ * publishes one (4.2.1.13), plus CSRs (RFC 2986).
  */
 #include <stdio.h>
 #include <string.h>
@@ -163,8 +164,8 @@ fail:
 
 X509 *
 ca_cert_make_leaf(EVP_PKEY *key, const char *host, GENERAL_NAMES *names,
-    X509 *issuer, EVP_PKEY *issuer_key, int days, time_t now, char *err,
-    size_t errsize)
+    X509 *issuer, EVP_PKEY *issuer_key, int days, time_t now,
+    const char *crl_url, char *err, size_t errsize)
 {
 	X509 *cert;
 	const char *ku;
@@ -198,6 +199,8 @@ ca_cert_make_leaf(EVP_PKEY *key, const char *host, GENERAL_NAMES *names,
 		ca_ssl_err(err, errsize, "subjectAltName");
 		goto fail;
 	}
+	if (crl_url != NULL && ca_crldp_add(cert, crl_url, err, errsize) == -1)
+		goto fail;
 	if (cert_sign(cert, issuer_key, err, errsize) == -1)
 		goto fail;
 	return cert;

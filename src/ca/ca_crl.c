@@ -1,7 +1,9 @@
 /*
- * ca/crl.pem: the CA's certificate revocation list, an X.509 v2 CRL
- * (RFC 5280 5) with the cRLNumber (5.2.3) and authorityKeyIdentifier
- * (5.2.1) extensions, listing every revoked serial in ca/index.
+ * ca/crl.pem and ca/crl.der: the CA's certificate revocation list, an
+ * X.509 v2 CRL (RFC 5280 5) with the cRLNumber (5.2.3) and
+ * authorityKeyIdentifier (5.2.1) extensions, listing every revoked serial
+ * in ca/index; the DER copy is what an HTTP distribution point serves
+ * (4.2.1.13).
  */
 #include <errno.h>
 #include <limits.h>
@@ -122,7 +124,10 @@ int
 ca_crl(const char *state_dir, const char *passphrase, time_t now, char *err,
     size_t errsize)
 {
-	char numpath[PATH_MAX], crlpath[PATH_MAX], *hex = NULL, *line = NULL;
+	char numpath[PATH_MAX], crlpath[PATH_MAX], derpath[PATH_MAX];
+	char *hex = NULL, *line = NULL;
+	unsigned char *der = NULL;
+	int derlen;
 	struct ca_index_entry *list = NULL;
 	EVP_PKEY *key = NULL;
 	X509_CRL *crl = NULL;
@@ -136,7 +141,8 @@ ca_crl(const char *state_dir, const char *passphrase, time_t now, char *err,
 	if (now == 0)
 		now = time(NULL);
 	if (ca_path(state_dir, "crlnumber", numpath, sizeof(numpath)) == -1 ||
-	    ca_path(state_dir, "crl.pem", crlpath, sizeof(crlpath)) == -1) {
+	    ca_path(state_dir, "crl.pem", crlpath, sizeof(crlpath)) == -1 ||
+	    ca_path(state_dir, "crl.der", derpath, sizeof(derpath)) == -1) {
 		ca_err(err, errsize, "%s: path too long", state_dir);
 		return -1;
 	}
@@ -174,6 +180,10 @@ ca_crl(const char *state_dir, const char *passphrase, time_t now, char *err,
 		ca_ssl_err(err, errsize, "CRL encoding");
 		goto out;
 	}
+	if ((derlen = i2d_X509_CRL(crl, &der)) <= 0) {
+		ca_ssl_err(err, errsize, "CRL DER encoding");
+		goto out;
+	}
 	/* The number is used up before the CRL appears, so that no two
 	 * published CRLs ever share one (RFC 5280 5.2.3). */
 	if (BN_add_word(number, 1) != 1 || (hex = BN_bn2hex(number)) == NULL) {
@@ -183,10 +193,13 @@ ca_crl(const char *state_dir, const char *passphrase, time_t now, char *err,
 	line = xmalloc(strlen(hex) + 2);
 	snprintf(line, strlen(hex) + 2, "%s\n", hex);
 	if (ca_file_write(numpath, line, strlen(line), 0600, err, errsize) ==
-	    -1 || ca_file_write_bio(crlpath, bio, 0644, err, errsize) == -1)
+	    -1 || ca_file_write_bio(crlpath, bio, 0644, err, errsize) == -1 ||
+	    ca_file_write(derpath, der, (size_t)derlen, 0644, err, errsize) ==
+	    -1)
 		goto out;
 	rc = 0;
 out:
+	OPENSSL_free(der);
 	free(line);
 	OPENSSL_free(hex);
 	BIO_free(bio);

@@ -69,14 +69,23 @@ void ca_names_format(X509 *cert, char *out, size_t size);
 int ca_names_list(X509 *cert, char ***list_r, size_t *n_r, char *err,
     size_t errsize);
 
+/* ca_crldp.c: adds a cRLDistributionPoints extension with one URI. */
+int ca_crldp_add(X509 *cert, const char *url, char *err, size_t errsize);
+/* The first URI of cert's CRL distribution points into out: 1 found, 0
+ * none, -1 when it does not fit or the extension is malformed. */
+int ca_crldp_get(X509 *cert, char *out, size_t size);
+/* Writes ca/crl-url (the caller checked url). */
+int ca_crl_url_save(const char *state_dir, const char *url, char *err,
+    size_t errsize);
+
 /* ca_cert.c */
 X509 *ca_cert_make_root(EVP_PKEY *key, const char *name, int days,
     time_t now, char *err, size_t errsize);
 /* A server certificate for key, signed by issuer_key; issuer NULL makes it
- * self-signed. */
+ * self-signed. crl_url (NULL: none) becomes its CRL distribution point. */
 X509 *ca_cert_make_leaf(EVP_PKEY *key, const char *host, GENERAL_NAMES *names,
-    X509 *issuer, EVP_PKEY *issuer_key, int days, time_t now, char *err,
-    size_t errsize);
+    X509 *issuer, EVP_PKEY *issuer_key, int days, time_t now,
+    const char *crl_url, char *err, size_t errsize);
 X509_REQ *ca_req_make(EVP_PKEY *key, const char *host, GENERAL_NAMES *names,
     char *err, size_t errsize);
 /* Upper-case hex without leading zeros' padding beyond whole bytes. */

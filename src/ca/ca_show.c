@@ -150,6 +150,15 @@ cert_status(X509 *cert, X509 *ca, struct ca_index_entry *list, size_t n,
 	entry_status(e, out, size);
 }
 
+static bool
+printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return false;
+	return true;
+}
+
 static void
 print_cert(FILE *out, X509 *cert, const char *status)
 {
@@ -162,6 +171,16 @@ print_cert(FILE *out, X509 *cert, const char *status)
 	ca_names_format(cert, buf, sizeof(buf));
 	if (buf[0] != '\0')
 		fprintf(out, "names:       %s\n", buf);
+	switch (ca_crldp_get(cert, buf, sizeof(buf))) {
+	case 1:
+		/* A public CA's certificate may hold anything here. */
+		fprintf(out, "CRL:         %s\n", printable(buf) ? buf :
+		    "(not printable)");
+		break;
+	case -1:
+		fprintf(out, "CRL:         (unreadable)\n");
+		break;
+	}
 	if (ca_serial_hex(X509_get0_serialNumber(cert), buf, sizeof(buf)) == 0)
 		fprintf(out, "serial:      %s\n", buf);
 	time_string(X509_get0_notBefore(cert), buf, sizeof(buf));
@@ -183,6 +202,7 @@ ca_show(const char *state_dir, const char *host_in, FILE *out, char *err,
     size_t errsize)
 {
 	char host[CA_HOST_MAX], path[PATH_MAX], status[128];
+	char url[CA_CRL_URL_MAX + 1];
 	struct ca_index_entry *list = NULL;
 	X509 *ca = NULL, *cert;
 	const char *why;
@@ -194,6 +214,14 @@ ca_show(const char *state_dir, const char *host_in, FILE *out, char *err,
 		cert_status(ca, ca, NULL, 0, status, sizeof(status));
 		print_cert(out, ca, status);
 		X509_free(ca);
+		switch (ca_crl_url_default(state_dir, url, sizeof(url), err,
+		    errsize)) {
+		case 1:
+			fprintf(out, "CRL default: %s (for `ca issue`)\n", url);
+			break;
+		case -1:
+			return -1;
+		}
 		return 0;
 	}
 	if ((why = ca_hostname_check(host_in, host)) != NULL) {

@@ -25,6 +25,8 @@ struct ca_args {
 	bool force_days;
 	bool passphrase_stdin;
 	const char *name;
+	const char *crl_url;
+	bool no_crl_url;
 	const char *pem, *der;
 	const char **sans;
 	size_t n_sans;
@@ -40,6 +42,8 @@ struct ca_args {
 #define OPT_NAME	0x10	/* --name NAME */
 #define OPT_PASS	0x20	/* --passphrase-stdin */
 #define OPT_EXPORT	0x40	/* --pem FILE | --der FILE */
+#define OPT_CRL		0x80	/* --crl-url URL */
+#define OPT_NOCRL	0x100	/* --no-crl-url */
 
 static int
 ca_usage(void)
@@ -47,14 +51,17 @@ ca_usage(void)
 	fprintf(stderr,
 	    "usage: tegami [-c CONF] ca init [--ecdsa | --rsa BITS] [--days N]"
 	    " [--name NAME]\n"
-	    "                               [--passphrase-stdin]\n"
+	    "                               [--crl-url URL] "
+	    "[--passphrase-stdin]\n"
 	    "       tegami [-c CONF] ca issue HOST [--san NAME]... [--days N]"
 	    " [--force-days]\n"
 	    "                               [--ecdsa | --rsa BITS] "
-	    "[--passphrase-stdin]\n"
+	    "[--crl-url URL | --no-crl-url]\n"
+	    "                               [--passphrase-stdin]\n"
 	    "       tegami [-c CONF] ca renew HOST [--days N] [--force-days] "
 	    "[--ecdsa | --rsa BITS]\n"
-	    "                               [--passphrase-stdin]\n"
+	    "                               [--crl-url URL | --no-crl-url] "
+	    "[--passphrase-stdin]\n"
 	    "       tegami [-c CONF] ca csr HOST [--san NAME]... [--ecdsa | "
 	    "--rsa BITS]\n"
 	    "       tegami [-c CONF] ca selfsign HOST [--san NAME]... "
@@ -121,6 +128,12 @@ parse_args(int argc, char **argv, unsigned allowed, size_t max_positional,
 		} else if ((allowed & OPT_NAME) && strcmp(o, "--name") == 0 &&
 		    has_arg) {
 			a->name = argv[++i];
+		} else if ((allowed & OPT_CRL) && strcmp(o, "--crl-url") == 0 &&
+		    has_arg) {
+			a->crl_url = argv[++i];
+		} else if ((allowed & OPT_NOCRL) &&
+		    strcmp(o, "--no-crl-url") == 0) {
+			a->no_crl_url = true;
 		} else if ((allowed & OPT_PASS) &&
 		    strcmp(o, "--passphrase-stdin") == 0) {
 			a->passphrase_stdin = true;
@@ -238,6 +251,7 @@ do_init(const struct tegami_config *cfg, struct ca_args *a,
 	opts.key = a->key;
 	opts.days = a->days;
 	opts.passphrase = passphrase;
+	opts.crl_url = a->crl_url;
 	if (a->name != NULL)
 		opts.name = a->name;
 	else if (cfg->hostname != NULL && strlen("tegami Root CA ") +
@@ -254,6 +268,10 @@ do_init(const struct tegami_config *cfg, struct ca_args *a,
 	    "`tegami ca export --der FILE.crt`\nand import it into each "
 	    "client (docs/tls.md).\n\n", cfg->state_dir,
 	    passphrase != NULL ? " (key encrypted with the passphrase)" : "");
+	if (a->crl_url != NULL)
+		printf("Certificates issued from now on name the CRL at %s:\n"
+		    "publish %s/ca/crl.der there after each `tegami ca crl`.\n\n",
+		    a->crl_url, cfg->state_dir);
 	return show(cfg->state_dir, NULL);
 }
 
@@ -272,6 +290,8 @@ do_issue(const struct tegami_config *cfg, struct ca_args *a,
 	opts.sans = a->sans;
 	opts.n_sans = a->n_sans;
 	opts.passphrase = passphrase;
+	opts.crl_url = a->crl_url;
+	opts.no_crl_url = a->no_crl_url;
 	key_group(cfg, &opts);
 	if (renew)
 		rc = ca_renew(cfg->state_dir, a->positional[0], &opts, serial,
@@ -349,10 +369,12 @@ cli_ca(const struct tegami_config *cfg, int argc, char **argv)
 		unsigned opts;
 		size_t min_pos, max_pos;
 	} cmds[] = {
-		{ "init", OPT_KEY | OPT_DAYS | OPT_NAME | OPT_PASS, 0, 0 },
-		{ "issue", OPT_KEY | OPT_DAYS | OPT_FORCE | OPT_SAN | OPT_PASS,
-		    1, 1 },
-		{ "renew", OPT_KEY | OPT_DAYS | OPT_FORCE | OPT_PASS, 1, 1 },
+		{ "init", OPT_KEY | OPT_DAYS | OPT_NAME | OPT_CRL | OPT_PASS,
+		    0, 0 },
+		{ "issue", OPT_KEY | OPT_DAYS | OPT_FORCE | OPT_SAN | OPT_CRL |
+		    OPT_NOCRL | OPT_PASS, 1, 1 },
+		{ "renew", OPT_KEY | OPT_DAYS | OPT_FORCE | OPT_CRL | OPT_NOCRL |
+		    OPT_PASS, 1, 1 },
 		{ "csr", OPT_KEY | OPT_SAN, 1, 1 },
 		{ "selfsign", OPT_KEY | OPT_DAYS | OPT_FORCE | OPT_SAN, 1, 1 },
 		{ "export", OPT_EXPORT, 0, 0 },
@@ -432,7 +454,9 @@ cli_ca(const struct tegami_config *cfg, int argc, char **argv)
 			fprintf(stderr, "tegami: %s\n", err);
 			rc = 1;
 		} else {
-			printf("Wrote %s/ca/crl.pem\n", cfg->state_dir);
+			printf("Wrote %s/ca/crl.pem and %s/ca/crl.der (DER, "
+			    "for a CRL URL)\n", cfg->state_dir,
+			    cfg->state_dir);
 			rc = cli_stdout_done();
 		}
 	}

@@ -3,8 +3,11 @@
 # verify -x509_strict -purpose sslserver` (security-tests.md 40); the CRL
 # with `openssl verify -crl_check`; and a Python TLS server loading
 # tls/HOST.crt and .key, verified by a client trusting only the exported
-# root (PEM and DER) with hostname checking on.
+# root (PEM and DER) with hostname checking on; the CRL distribution point
+# (--crl-url) read back with `openssl x509 -text` and fetched over HTTP
+# by `openssl verify -crl_download`.
 import datetime
+import http.server
 import grp
 import os
 import pwd
@@ -191,6 +194,12 @@ def test_refusals(state):
     fails(ca(state, "revoke"), 2, r"usage")
     fails(ca(state, "list", "extra"), 2, r"extra")
     fails(ca(state, "init", "--san", "x"), 2, r"--san")
+    fails(ca(state, "issue", HOST, "--crl-url"), 2, r"--crl-url")
+    fails(ca(state, "init", "--no-crl-url"), 2, r"--no-crl-url")
+    fails(ca(state, "csr", HOST, "--crl-url", "http://a.test/"), 2,
+          r"--crl-url")
+    fails(ca(state, "selfsign", HOST, "--crl-url", "http://a.test/"), 2,
+          r"--crl-url")
 
 
 def _serve_once(crt, key, ready, port_box, errors):
@@ -523,3 +532,171 @@ def test_keys_created_0600_with_o_excl(state):
         after
     renames = [ln for ln in lines if "rename(" in ln and ".key" in ln]
     assert len(renames) == 1 and renames[0].rstrip().endswith("= 0")
+
+
+CRL_URL = "http://crl.local.test/tegami-root.crl"
+
+
+def crl_dp(path):
+    """The URIs of the certificate's CRL Distribution Points as `openssl
+    x509 -text` shows them; None without the extension."""
+    t = text(path)
+    m = re.search(r"X509v3 CRL Distribution Points: ?(critical)?\n"
+                  r"((?:\s+(?:Full Name:|URI:.*)\n)+)", t)
+    if "CRL Distribution Points" not in t:
+        return None
+    assert m and not m.group(1), t   # present, parsed, not critical
+    return re.findall(r"URI:(.*)", m.group(2))
+
+
+def test_crl_url_in_server_certificates(state):
+    ok(ca(state, "init"))
+    assert not os.path.exists(os.path.join(state, "ca", "crl-url"))
+    out = ok(ca(state, "issue", HOST, "--crl-url", CRL_URL))
+    assert "CRL:         %s\n" % CRL_URL in out
+    root, crt, _ = paths(state)
+    assert crl_dp(crt) == [CRL_URL]
+    openssl("verify", "-x509_strict", "-purpose", "sslserver", "-CAfile",
+            root, crt)
+    # Without the flag (and no default): no extension at all.
+    ok(ca(state, "issue", "plain.local.test"))
+    plain = os.path.join(state, "tls", "plain.local.test.crt")
+    assert crl_dp(plain) is None
+    assert "CRL:" not in ok(ca(state, "show", "plain.local.test"))
+    assert crl_dp(root) is None
+    # A comma and a query survive (no config-string parsing).
+    odd = "https://[::1]:8443/crl,v=2.crl?x=1&y=%41"
+    ok(ca(state, "issue", "odd.local.test", "--crl-url", odd))
+    assert crl_dp(os.path.join(state, "tls",
+                               "odd.local.test.crt")) == [odd]
+    # renew keeps the URL unless told otherwise.
+    ok(ca(state, "renew", HOST))
+    assert crl_dp(crt) == [CRL_URL]
+    ok(ca(state, "renew", HOST, "--crl-url", "http://crl2.local.test/r.crl"))
+    assert crl_dp(crt) == ["http://crl2.local.test/r.crl"]
+    ok(ca(state, "renew", HOST, "--no-crl-url"))
+    assert crl_dp(crt) is None
+    ok(ca(state, "renew", HOST))
+    assert crl_dp(crt) is None
+    ok(ca(state, "renew", "plain.local.test", "--crl-url", CRL_URL))
+    assert crl_dp(plain) == [CRL_URL]
+
+
+@pytest.mark.parametrize("url,why", [
+    ("ftp://crl.local.test/r.crl", r"http:// or https://"),
+    ("crl.local.test/r.crl", r"http:// or https://"),
+    ("ldap://ldap.local.test/cn=CA", r"http:// or https://"),
+    ("", r"empty"),
+    ("http://", r"no host"),
+    ("http://crl.local.test/a b", r"printable ASCII"),
+    ("http://crl.local.test/\u00e9", r"printable ASCII"),
+    ("http://crl.local.test/\x1b[2J", r"printable ASCII"),
+    ("http://crl.local.test/<script>", r"percent-encode"),
+    ("http://crl.local.test/r.crl#x", r"fragment"),
+    ("http://crl.local.test/%zz", r"hex digits"),
+    ("http://admin:secret@crl.local.test/r.crl", r"user name or password"),
+    ("http://crl.local.test:99999/r.crl", r"port"),
+    ("http://bad_host/r.crl", r"DNS name or IP"),
+    ("http://[::1/r.crl", r"IPv6"),
+    pytest.param("http://h.local.test/" + "a" * 1005, r"longer than 1024",
+                 id="1025-characters"),
+])
+def test_crl_url_refused(state, url, why):
+    ok(ca(state, "init"))
+    fails(ca(state, "issue", HOST, "--crl-url", url), 1, why)
+    assert not os.path.exists(os.path.join(state, "tls", HOST + ".crt"))
+    assert not os.path.exists(os.path.join(state, "tls", HOST + ".key"))
+    ok(ca(state, "issue", HOST))
+    fails(ca(state, "renew", HOST, "--crl-url", url), 1, why)
+    fails(ca(state, "renew", HOST, "--crl-url", CRL_URL, "--no-crl-url"), 1,
+          r"contradict")
+
+
+def test_crl_url_at_the_limit(state):
+    ok(ca(state, "init"))
+    url = "http://h.local.test/" + "a" * (1024 - 20)
+    assert len(url) == 1024
+    ok(ca(state, "issue", HOST, "--crl-url", url))
+    assert crl_dp(paths(state)[1]) == [url]
+    fails(ca(state, "issue", "h2.local.test", "--crl-url", url + "a"), 1,
+          r"longer than 1024")
+
+
+def test_crl_url_default_from_ca_init(state):
+    fails(ca(state, "init", "--crl-url", "gopher://x"), 1, r"http://")
+    assert not os.path.exists(os.path.join(state, "ca", "ca.key"))
+    out = ok(ca(state, "init", "--crl-url", CRL_URL))
+    assert "name the CRL at " + CRL_URL in out
+    assert "CRL default: " + CRL_URL in out
+    with open(os.path.join(state, "ca", "crl-url")) as f:
+        assert f.read() == CRL_URL + "\n"
+    assert "CRL default: " + CRL_URL in ok(ca(state, "show"))
+    ok(ca(state, "issue", HOST))
+    assert crl_dp(paths(state)[1]) == [CRL_URL]
+    ok(ca(state, "issue", "n.local.test", "--no-crl-url"))
+    assert crl_dp(os.path.join(state, "tls", "n.local.test.crt")) is None
+    ok(ca(state, "issue", "o.local.test", "--crl-url",
+          "http://other.local.test/x.crl"))
+    assert crl_dp(os.path.join(state, "tls", "o.local.test.crt")) == \
+        ["http://other.local.test/x.crl"]
+    # The root itself names no CRL.
+    assert crl_dp(os.path.join(state, "ca", "ca.crt")) is None
+
+
+class _CrlHandler(http.server.BaseHTTPRequestHandler):
+    crl_path = None
+    requests = []
+
+    def do_GET(self):
+        type(self).requests.append(self.path)
+        with open(self.crl_path, "rb") as f:
+            body = f.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/pkix-crl")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_crl_published_at_the_url_is_fetched_and_checked(state):
+    """What docs/tls.md describes: ca/crl.der served at the URL; OpenSSL
+    finds it through the certificate alone (-crl_download) and sees the
+    revocation."""
+    httpd = http.server.HTTPServer((th.LISTEN, 0), _CrlHandler)
+    port = httpd.server_address[1]
+    url = "http://%s:%d/tegami-root.crl" % (th.LISTEN, port)
+    _CrlHandler.crl_path = os.path.join(state, "ca", "crl.der")
+    _CrlHandler.requests = []
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        ok(ca(state, "init", "--crl-url", url))
+        out = ok(ca(state, "issue", HOST))
+        serial = re.search(r"serial:\s+([0-9A-F]+)", out).group(1)
+        ok(ca(state, "crl"))
+        root, crt, _ = paths(state)
+        der = os.path.join(state, "ca", "crl.der")
+        assert mode(der) == 0o644
+        # The same CRL as crl.pem, in DER.
+        a = openssl("crl", "-inform", "DER", "-in", der, "-noout",
+                    "-text").stdout
+        b = openssl("crl", "-in", os.path.join(state, "ca", "crl.pem"),
+                    "-noout", "-text").stdout
+        assert a == b
+        openssl("verify", "-crl_download", "-crl_check", "-CAfile", root,
+                crt)
+        assert _CrlHandler.requests == ["/tegami-root.crl"]
+        ok(ca(state, "revoke", serial))
+        ok(ca(state, "crl"))
+        p = openssl("verify", "-crl_download", "-crl_check", "-CAfile",
+                    root, crt, check=False)
+        assert p.returncode != 0
+        assert b"certificate revoked" in p.stdout + p.stderr
+        assert len(_CrlHandler.requests) == 2
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        t.join(th.HANG)

@@ -1194,6 +1194,303 @@ test_show_list(void)
 	rmdir_all(&dir);
 }
 
+/* URLs that may become a CRL distribution point, and those that may not. */
+static void
+test_crl_url_check(void)
+{
+	static const char *const good[] = {
+		"http://crl.example.org/root.crl",
+		"https://crl.example.org/root.crl",
+		"HTTP://CRL.EXAMPLE.ORG/ROOT.CRL",
+		"http://crl.example.org",
+		"http://crl.example.org:8080/x/y.crl?v=1&w=2",
+		"http://192.0.2.1/root.crl",
+		"http://[2001:db8::1]/root.crl",
+		"http://[::1]:65535/root.crl",
+		"http://localhost/a,b;c=d/%41%7e",
+		"http://h.example/~user/!$'()*+@:=",
+	};
+	static const char *const bad[] = {
+		"",
+		"crl.example.org/root.crl",
+		"ftp://crl.example.org/root.crl",
+		"ldap://ldap.example.org/cn=CA",
+		"file:///etc/passwd",
+		"javascript:alert(1)",
+		"http:/crl.example.org/x",
+		"http://",
+		"http:///root.crl",
+		"http://?x",
+		"http://crl example.org/x",
+		"http://crl.example.org/a b",
+		"http://crl.example.org/\t",
+		"http://crl.example.org/\x7f",
+		"http://crl.example.org/\xc3\xa9",
+		"http://crl.example.org/\"x\"",
+		"http://crl.example.org/<x>",
+		"http://crl.example.org/a\\b",
+		"http://crl.example.org/{x}|^`",
+		"http://crl.example.org/x#frag",
+		"http://crl.example.org/%4",
+		"http://crl.example.org/%zz",
+		"http://crl.example.org/%",
+		"http://user:pass@crl.example.org/x",
+		"http://@crl.example.org/x",
+		"http://crl.example.org:/x",
+		"http://crl.example.org:0/x",
+		"http://crl.example.org:65536/x",
+		"http://crl.example.org:123456/x",
+		"http://crl.example.org:8a/x",
+		"http://:80/x",
+		"http://-bad-.example/x",
+		"http://bad_host.example/x",
+		"http://a..b/x",
+		"http://[::1/x",
+		"http://[]/x",
+		"http://[zz::1]/x",
+		"http://[::1]x/x",
+		"http://[::1]:/x",
+		"http://300.1.1.1.2/x",
+	};
+	char url[CA_CRL_URL_MAX + 2];
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		const char *why = ca_crl_url_check(good[i]);
+
+		if (why != NULL)
+			fprintf(stderr, "refused %s: %s\n", good[i], why);
+		CHECK(why == NULL);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (ca_crl_url_check(bad[i]) == NULL)
+			fprintf(stderr, "accepted %s\n", bad[i]);
+		CHECK(ca_crl_url_check(bad[i]) != NULL);
+	}
+	/* Exactly at the limit, and one over. */
+	memset(url, 'a', sizeof(url));
+	memcpy(url, "http://h.example/", 17);
+	url[CA_CRL_URL_MAX] = '\0';
+	CHECK(strlen(url) == CA_CRL_URL_MAX);
+	CHECK(ca_crl_url_check(url) == NULL);
+	url[CA_CRL_URL_MAX] = 'a';
+	url[CA_CRL_URL_MAX + 1] = '\0';
+	CHECK(ca_crl_url_check(url) != NULL);
+	/* Every byte outside printable ASCII, anywhere in the path. */
+	for (i = 1; i < 256; i++) {
+		char u[32];
+
+		if (i >= 0x21 && i <= 0x7e)
+			continue;
+		snprintf(u, sizeof(u), "http://h.example/a%cb", (int)i);
+		CHECK(ca_crl_url_check(u) != NULL);
+	}
+}
+
+/* The URI in the certificate's cRLDistributionPoints, checked with the
+ * OpenSSL API: one distribution point, a full name, one URI, no reasons
+ * and no cRLIssuer; "" when the extension is absent. */
+static void
+crldp_uri(X509 *x, char *out, size_t size)
+{
+	CRL_DIST_POINTS *dps;
+	DIST_POINT *dp;
+	GENERAL_NAME *gn;
+	int crit;
+
+	out[0] = '\0';
+	dps = X509_get_ext_d2i(x, NID_crl_distribution_points, &crit, NULL);
+	if (dps == NULL) {
+		CHECK(crit == -1);
+		return;
+	}
+	CHECK(crit == 0);	/* RFC 5280 4.2.1.13: SHOULD be non-critical */
+	CHECK(sk_DIST_POINT_num(dps) == 1);
+	dp = sk_DIST_POINT_value(dps, 0);
+	CHECK(dp->reasons == NULL && dp->CRLissuer == NULL);
+	CHECK(dp->distpoint != NULL && dp->distpoint->type == 0);
+	if (dp->distpoint != NULL && dp->distpoint->type == 0 &&
+	    sk_GENERAL_NAME_num(dp->distpoint->name.fullname) == 1) {
+		gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0);
+		CHECK(gn->type == GEN_URI);
+		if (gn->type == GEN_URI)
+			snprintf(out, size, "%.*s",
+			    ASN1_STRING_length(gn->d.uniformResourceIdentifier),
+			    (const char *)ASN1_STRING_get0_data(
+			    gn->d.uniformResourceIdentifier));
+	} else
+		CHECK(0);
+	CRL_DIST_POINTS_free(dps);
+}
+
+static void
+leaf_crl_url(const char *dir, const char *host, char *out, size_t size)
+{
+	char rel[300];
+	X509 *x;
+
+	snprintf(rel, sizeof(rel), "tls/%s.crt", host);
+	out[0] = '\0';
+	if ((x = load(dir, rel)) == NULL) {
+		CHECK(0);
+		snprintf(out, size, "(no certificate)");
+		return;
+	}
+	crldp_uri(x, out, size);
+	X509_free(x);
+}
+
+static void
+test_crl_url_issue_renew(void)
+{
+	static const char url[] = "http://crl.local.test/root,1.crl";
+	static const char url2[] = "https://[2001:db8::1]:8443/c.crl?x=1";
+	struct ca_init_opts io;
+	struct ca_issue_opts o;
+	char *dir = tmpdir(), got[CA_CRL_URL_MAX + 1];
+	X509 *ca, *leaf;
+
+	/* No URL unless asked: tegami init publishes nothing. */
+	CHECK(init_default(dir) == 0);
+	CHECK(!exists(dir, "ca/crl-url"));
+	CHECK(ca_crl_url_default(dir, got, sizeof(got), err,
+	    sizeof(err)) == 0);
+	CHECK(issue(dir, "a.local.test", NULL, 0, 0) == 0);
+	leaf_crl_url(dir, "a.local.test", got, sizeof(got));
+	CHECK_STR(got, "");
+
+	memset(&o, 0, sizeof(o));
+	o.crl_url = url;
+	CHECK(ca_issue(dir, "b.local.test", &o, false, NULL, err,
+	    sizeof(err)) == 0);
+	leaf_crl_url(dir, "b.local.test", got, sizeof(got));
+	CHECK_STR(got, url);
+	ca = load(dir, "ca/ca.crt");
+	leaf = load(dir, "tls/b.local.test.crt");
+	CHECK(ca != NULL && leaf != NULL && verify(ca, leaf, NULL, NULL) == 1);
+	if (leaf != NULL) {
+		CHECK(ca_crldp_get(leaf, got, sizeof(got)) == 1);
+		CHECK_STR(got, url);
+		/* Too small a buffer is an error, not a cut URL. */
+		CHECK(ca_crldp_get(leaf, got, sizeof(url) - 1) == -1);
+		CHECK(ca_crldp_get(leaf, got, sizeof(url)) == 1);
+	}
+	X509_free(leaf);
+	X509_free(ca);
+
+	/* Renew keeps the URL; --crl-url replaces it; --no-crl-url drops
+	 * it, and the next renewal keeps having none. */
+	memset(&o, 0, sizeof(o));
+	CHECK(ca_renew(dir, "b.local.test", &o, NULL, err, sizeof(err)) == 0);
+	leaf_crl_url(dir, "b.local.test", got, sizeof(got));
+	CHECK_STR(got, url);
+	o.crl_url = url2;
+	CHECK(ca_renew(dir, "b.local.test", &o, NULL, err, sizeof(err)) == 0);
+	leaf_crl_url(dir, "b.local.test", got, sizeof(got));
+	CHECK_STR(got, url2);
+	o.crl_url = NULL;
+	o.no_crl_url = true;
+	CHECK(ca_renew(dir, "b.local.test", &o, NULL, err, sizeof(err)) == 0);
+	leaf_crl_url(dir, "b.local.test", got, sizeof(got));
+	CHECK_STR(got, "");
+	o.no_crl_url = false;
+	CHECK(ca_renew(dir, "b.local.test", &o, NULL, err, sizeof(err)) == 0);
+	leaf_crl_url(dir, "b.local.test", got, sizeof(got));
+	CHECK_STR(got, "");
+	/* A certificate without the URL renews into one with it. */
+	o.crl_url = url;
+	CHECK(ca_renew(dir, "a.local.test", &o, NULL, err, sizeof(err)) == 0);
+	leaf_crl_url(dir, "a.local.test", got, sizeof(got));
+	CHECK_STR(got, url);
+
+	/* Refusals leave nothing behind. */
+	o.crl_url = "ftp://crl.local.test/x";
+	CHECK(ca_issue(dir, "c.local.test", &o, false, NULL, err,
+	    sizeof(err)) == -1);
+	CHECK(strstr(err, "http://") != NULL);
+	o.crl_url = url;
+	o.no_crl_url = true;
+	CHECK(ca_issue(dir, "c.local.test", &o, false, NULL, err,
+	    sizeof(err)) == -1);
+	CHECK(strstr(err, "contradict") != NULL);
+	CHECK(!exists(dir, "tls/c.local.test.crt"));
+	CHECK(!exists(dir, "tls/c.local.test.key"));
+	/* Self-signed certificates and CSRs name no CRL. */
+	o.no_crl_url = false;
+	CHECK(ca_selfsign(dir, "self.local.test", &o, err, sizeof(err)) == 0);
+	leaf_crl_url(dir, "self.local.test", got, sizeof(got));
+	CHECK_STR(got, "");
+	rmdir_all(&dir);
+
+	/* ca init --crl-url: the default for issue, overridable. */
+	dir = tmpdir();
+	memset(&io, 0, sizeof(io));
+	io.crl_url = "http://crl.local.test/bad url";
+	CHECK(ca_init(dir, &io, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "printable ASCII") != NULL);
+	CHECK(!ca_exists(dir));
+	io.crl_url = url;
+	CHECK(ca_init(dir, &io, err, sizeof(err)) == 0);
+	CHECK(file_mode(dir, "ca/crl-url") == 0644);
+	CHECK(ca_crl_url_default(dir, got, sizeof(got), err,
+	    sizeof(err)) == 1);
+	CHECK_STR(got, url);
+	ca = load(dir, "ca/ca.crt");
+	/* The root itself names none: clients do not check a root. */
+	if (ca != NULL)
+		CHECK(X509_get_ext_by_NID(ca, NID_crl_distribution_points,
+		    -1) < 0);
+	X509_free(ca);
+	CHECK(issue(dir, "d.local.test", NULL, 0, 0) == 0);
+	leaf_crl_url(dir, "d.local.test", got, sizeof(got));
+	CHECK_STR(got, url);
+	memset(&o, 0, sizeof(o));
+	o.crl_url = url2;
+	CHECK(ca_issue(dir, "e.local.test", &o, false, NULL, err,
+	    sizeof(err)) == 0);
+	leaf_crl_url(dir, "e.local.test", got, sizeof(got));
+	CHECK_STR(got, url2);
+	o.crl_url = NULL;
+	o.no_crl_url = true;
+	CHECK(ca_issue(dir, "f.local.test", &o, false, NULL, err,
+	    sizeof(err)) == 0);
+	leaf_crl_url(dir, "f.local.test", got, sizeof(got));
+	CHECK_STR(got, "");
+	rmdir_all(&dir);
+}
+
+/* ca/crl-url edited by hand into something that is not a URL: issue
+ * refuses instead of putting it into a certificate. */
+static void
+test_crl_url_file_tampered(void)
+{
+	char *dir = tmpdir(), path[PATH_MAX], got[CA_CRL_URL_MAX + 1];
+	FILE *f;
+
+	CHECK(init_default(dir) == 0);
+	snprintf(path, sizeof(path), "%s/ca/crl-url", dir);
+	if ((f = fopen(path, "w")) != NULL) {
+		fputs("http://crl.local.test/x\x01y\n", f);
+		fclose(f);
+	}
+	CHECK(issue(dir, "a.local.test", NULL, 0, 0) == -1);
+	CHECK(strstr(err, "crl-url") != NULL);
+	CHECK(!exists(dir, "tls/a.local.test.crt"));
+	if ((f = fopen(path, "w")) != NULL)
+		fclose(f);
+	CHECK(ca_crl_url_default(dir, got, sizeof(got), err,
+	    sizeof(err)) == -1);
+	/* Without a final newline is fine. */
+	if ((f = fopen(path, "w")) != NULL) {
+		fputs("http://crl.local.test/y", f);
+		fclose(f);
+	}
+	CHECK(ca_crl_url_default(dir, got, sizeof(got), err,
+	    sizeof(err)) == 1);
+	CHECK_STR(got, "http://crl.local.test/y");
+	rmdir_all(&dir);
+}
+
 int
 main(void)
 {
@@ -1216,5 +1513,8 @@ main(void)
 	UNIT_RUN(test_index_format);
 	UNIT_RUN(test_concurrent_issue);
 	UNIT_RUN(test_show_list);
+	UNIT_RUN(test_crl_url_check);
+	UNIT_RUN(test_crl_url_issue_renew);
+	UNIT_RUN(test_crl_url_file_tampered);
 	return unit_finish();
 }
