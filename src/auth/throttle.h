@@ -21,6 +21,24 @@ struct throttle_config {
 	unsigned max_delay_ms;	/* the delay never grows beyond this */
 	size_t max_entries;	/* networks + accounts + known pairs kept */
 };
+/*
+ * A limit of 0 means no limit of that kind; max_entries 0 keeps nothing
+ * (no throttling at all). When the table is full, expired entries go
+ * first, then the least recently used: failure records below their limit
+ * before lock-outs, and known pairs only beyond half the table while
+ * failure records want room (or the other way round), so that neither a
+ * flood of networks nor one of logins pushes the other out entirely.
+ */
+
+/* How long a (network, account) pair that logged in stays known. */
+#define THROTTLE_KNOWN_PAIR_MS ((uint64_t)30 * 24 * 60 * 60 * 1000)
+/*
+ * Bytes of an account name that count (ACCOUNT_ADDRESS_MAX): a longer
+ * name, which cannot be an account, counts as its first
+ * THROTTLE_ACCOUNT_MAX bytes, and an ip_key as its first
+ * THROTTLE_KEY_MAX - 1, so that every entry's size is bounded.
+ */
+#define THROTTLE_ACCOUNT_MAX 320
 
 struct throttle;
 
