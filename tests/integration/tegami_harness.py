@@ -1,13 +1,17 @@
 # Helpers for the tegami integration suite: create a state directory with
 # `tegami init`, start and stop `tegami serve` by PID, a raw SMTP socket
 # client that sends exact bytes (RFC 5321 replies parsed strictly), Maildir
-# reading, process memory sampling and strace capture.
+# reading, process memory sampling and strace capture; TLS to the
+# submission ports (RFC 8314, RFC 3207) verified against the root that
+# `tegami ca export` gives, and SMTP AUTH (RFC 4954) helpers.
+import base64
 import os
 import random
 import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -117,6 +121,22 @@ def ensure_system_user(name="tegami"):
                       stderr=subprocess.DEVNULL).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-create-home",
                         "--shell", "/usr/sbin/nologin", name], check=True)
+
+
+# The accounts `tegami serve` switches to when started as root: "tegami"
+# (setting user) for the network-facing processes, "tegami-auth" (setting
+# auth_user) for the auth process that alone reads the password hashes.
+SYSTEM_USERS = ("tegami", "tegami-auth")
+_system_users_made = False
+
+
+def ensure_system_users():
+    global _system_users_made
+    if _system_users_made or os.geteuid() != 0:
+        return
+    for name in SYSTEM_USERS:
+        ensure_system_user(name)
+    _system_users_made = True
 
 
 def _proc_stat(pid):
@@ -274,6 +294,7 @@ class TegamiServer:
     # --- process control -------------------------------------------
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None
+        ensure_system_users()
         self.returncode = None
         self.intentionally_dead = False
         self._log_file = open(self.log_path, "ab")
@@ -474,6 +495,37 @@ class TegamiServer:
     def connect(self, **kw):
         return SMTPConn(self.port, **kw)
 
+    # --- submission (587 STARTTLS, 465 implicit TLS) ----------------
+    @property
+    def submission_port(self):
+        return self.base + 587
+
+    @property
+    def submissions_port(self):
+        return self.base + 465
+
+    def root_pem(self):
+        """The CA root clients must trust, from `tegami ca export --pem`
+        (written once, beside the state directory)."""
+        path = os.path.join(self.parent_dir, "root.pem")
+        if not os.path.exists(path):
+            self.tegami("ca", "export", "--pem", path, check=True)
+        return path
+
+    def tls_context(self):
+        """A client context that trusts only this server's CA root and
+        verifies the host name."""
+        return client_tls_context(self.root_pem())
+
+    def connect_submission(self, **kw):
+        """Port 587, plaintext until starttls()."""
+        return SMTPConn(self.submission_port, **kw)
+
+    def connect_submissions(self, **kw):
+        """Port 465, TLS from the first byte, verified against the root."""
+        kw.setdefault("tls_context", self.tls_context())
+        return SMTPConn(self.submissions_port, **kw)
+
 
 def _is_zombie(pid):
     try:
@@ -588,18 +640,48 @@ class Closed(Exception):
     pass
 
 
+def client_tls_context(cafile):
+    """TLS 1.2+ client context trusting only cafile (never the system
+    store), with certificate and host name verification."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=cafile)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    assert ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
+    return ctx
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode("ascii")
+
+
+def plain_response(user, password, authzid=""):
+    """The base64 of a SASL PLAIN message (RFC 4616 2)."""
+    return b64("%s\0%s\0%s" % (authzid, user, password))
+
+
 class SMTPConn:
     """A client that sends exact bytes and parses replies strictly: every
-    line ends in CRLF, starts with 3 digits and ' ' or '-', one code."""
+    line ends in CRLF, starts with 3 digits and ' ' or '-', one code.
+    With tls_context the connection is TLS from the first byte (port 465),
+    verified for server_hostname."""
 
     def __init__(self, port, host=LISTEN, source=None, timeout=HANG,
-                 banner=True):
+                 banner=True, tls_context=None, server_hostname=HOSTNAME):
         self.timeout = timeout
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         if source:
             self.sock.bind((source, 0))
         self.sock.connect((host, port))
+        if tls_context is not None:
+            try:
+                self.sock = tls_context.wrap_socket(
+                    self.sock, server_hostname=server_hostname)
+            except BaseException:
+                self.sock.close()
+                raise
         self.buf = b""
         self.eof = False
         self.banner = self.reply() if banner else None
@@ -716,6 +798,49 @@ class SMTPConn:
         r = self.cmd("EHLO " + name)
         assert r.code == 250, r
         return r
+
+    # --- TLS and AUTH -----------------------------------------------
+    def starttls(self, tls_context, server_hostname=HOSTNAME):
+        """STARTTLS (after EHLO), asserts 220 and nothing buffered after
+        it, then the verified handshake; the session restarts (EHLO)."""
+        expect(self.cmd("STARTTLS"), "220 ")
+        assert self.buf == b"", "data after the 220 to STARTTLS: %r" % \
+            self.buf
+        self.sock = tls_context.wrap_socket(self.sock,
+                                            server_hostname=server_hostname)
+        return self.sock
+
+    @property
+    def tls_version(self):
+        v = getattr(self.sock, "version", None)
+        return v() if v else None
+
+    def auth_plain(self, user, password, authzid="", initial=True,
+                   timeout=None):
+        """AUTH PLAIN with the initial response on the command line, or
+        (initial=False) after an empty 334 challenge. Returns the final
+        reply."""
+        resp = plain_response(user, password, authzid)
+        if initial:
+            return self.cmd("AUTH PLAIN " + resp, timeout)
+        r = self.cmd("AUTH PLAIN", timeout)
+        if r.code != 334:
+            return r
+        return self.cmd(resp, timeout)
+
+    def auth_login(self, user, password, timeout=None):
+        """AUTH LOGIN: 334 Username:, 334 Password:, final reply. Asserts
+        the two challenges; returns the final reply (or the first reply
+        that is not 334)."""
+        r = self.cmd("AUTH LOGIN", timeout)
+        if r.code != 334:
+            return r
+        assert r.last == "334 VXNlcm5hbWU6", r
+        r = self.cmd(b64(user), timeout)
+        if r.code != 334:
+            return r
+        assert r.last == "334 UGFzc3dvcmQ6", r
+        return self.cmd(b64(password), timeout)
 
 
 def expect(reply, prefix):
