@@ -53,12 +53,18 @@ size_t sasl_base64_encode(const unsigned char *in, size_t len, char *out,
  * when absent), pointing into args; or the SMTP reply for a syntax error
  * ("501 5.5.4 ..."). An unknown mechanism is not a syntax error: it is
  * reported as SASL_MECH_UNKNOWN with NULL returned.
+ * args is what follows "AUTH" without the CR LF; words are separated by
+ * any run of spaces and tabs, which may also lead and trail. Syntax errors:
+ * no word, more than two words, a mechanism name that is not 1 to 20 of
+ * A-Z a-z 0-9 - _ (RFC 4422 3.1). On a syntax error the outputs are
+ * SASL_MECH_UNKNOWN, NULL and 0. The initial response is not checked
+ * here: pass it to sasl_decode_initial_response.
  */
 const char *sasl_parse_auth_args(const char *args, size_t len,
     enum sasl_mechanism *mech_r, const char **initial_r,
     size_t *initial_len_r);
 
-/* "PLAIN", "LOGIN". */
+/* "PLAIN", "LOGIN"; NULL for SASL_MECH_UNKNOWN or any other value. */
 const char *sasl_mechanism_name(enum sasl_mechanism mech);
 
 /*
@@ -66,8 +72,21 @@ const char *sasl_mechanism_name(enum sasl_mechanism mech);
  * cancels the exchange (*cancel_r true, returns 0); otherwise the line is
  * base64 and is decoded into out. Returns the decoded length, or -1 when
  * the line is not valid base64 or decodes to more than outsize bytes.
+ * An empty response is the empty line (len 0, returns 0); "=" is not base64
+ * and is refused here, because RFC 4954 4 uses it only in the AUTH command.
  */
 ssize_t sasl_decode_response(const char *line, size_t len, bool *cancel_r,
+    unsigned char *out, size_t outsize);
+
+/*
+ * The initial response of "AUTH mechanism initial-response" as returned by
+ * sasl_parse_auth_args (RFC 4954 4): "=" alone is the empty response
+ * (returns 0); otherwise strict base64 as above. Returns -1 for anything
+ * else, including an empty string (on the wire an empty initial response
+ * is "=") and "*" (cancelling answers a 334 challenge, which has not been
+ * sent yet).
+ */
+ssize_t sasl_decode_initial_response(const char *resp, size_t len,
     unsigned char *out, size_t outsize);
 
 struct sasl_plain {
@@ -92,7 +111,8 @@ const char *sasl_plain_parse(const unsigned char *msg, size_t len,
  * LOGIN (draft-murchison-sasl-login): the server's two challenges, base64
  * of "Username:" and "Password:", and the check of one decoded answer: not
  * empty, no NUL, valid UTF-8, at most max bytes. Copies it NUL-terminated
- * into out (max + 1 bytes) and returns NULL, or returns a reason.
+ * into out (max + 1 bytes) and returns NULL, or returns a reason and
+ * leaves out's max + 1 bytes zeroed (the answer may be the password).
  */
 #define SASL_LOGIN_USERNAME_CHALLENGE "VXNlcm5hbWU6"
 #define SASL_LOGIN_PASSWORD_CHALLENGE "UGFzc3dvcmQ6"
