@@ -112,6 +112,14 @@ static const struct config_setting config_settings[] = {
 	  "the ports are bound, and the owner of mail/ and queue/. When the "
 	  "server is started as root it must exist: useradd --system "
 	  "--no-create-home --shell /usr/sbin/nologin tegami." },
+	{ "auth_user", CT_STRING, FIELD(auth_user), "tegami-auth", NULL, 0,
+	  0,
+	  "The unprivileged system account of the auth process, the only "
+	  "process that reads the password hashes in the users file (which "
+	  "is made root:AUTH_USER's group, mode 0640, at start). It must "
+	  "differ from user, so that the network-facing processes cannot "
+	  "read the hashes: useradd --system --no-create-home --shell "
+	  "/usr/sbin/nologin tegami-auth." },
 	{ "workers", CT_UINT, FIELD(workers), "0", NULL, 0, 64,
 	  "Front processes that speak SMTP, POP3, IMAP and TLS to clients, "
 	  "sharing the listening sockets. 0 starts one per CPU core." },
@@ -183,6 +191,33 @@ static const struct config_setting config_settings[] = {
 	  "take to finish before their connections are closed. No "
 	  "acknowledged message is lost either way: a message is "
 	  "acknowledged only once it is on disk." },
+	{ "auth_failure_delay_ms", CT_UINT, FIELD(auth_failure_delay_ms),
+	  "2000", NULL, 0, 60000,
+	  "Milliseconds the reply to a failed login is held back; each "
+	  "further failure from the same client network within "
+	  "auth_failure_window doubles it, up to auth_failure_delay_max_ms. "
+	  "Password guessing becomes slow while a user who mistypes once "
+	  "barely notices." },
+	{ "auth_failure_delay_max_ms", CT_UINT,
+	  FIELD(auth_failure_delay_max_ms), "15000", NULL, 0, 600000,
+	  "The longest a failed login's reply is held back." },
+	{ "auth_failure_window", CT_DURATION, FIELD(auth_failure_window),
+	  "15m", NULL, 1, 86400,
+	  "How long failed logins are remembered, and the longest a client "
+	  "network or an account stays refused once over its limit." },
+	{ "auth_ip_failure_limit", CT_UINT, FIELD(auth_ip_failure_limit),
+	  "10", NULL, 1, 100000,
+	  "Failed logins from one client network (an IPv4 address, an IPv6 "
+	  "/64) within auth_failure_window, after which its login attempts "
+	  "are refused with 454 4.7.0, without a password check, until the "
+	  "window has passed." },
+	{ "auth_account_failure_limit", CT_UINT,
+	  FIELD(auth_account_failure_limit), "20", NULL, 1, 100000,
+	  "Failed logins for one account, from anywhere, within "
+	  "auth_failure_window, after which attempts for it are refused "
+	  "(454 4.7.0) for the rest of the window, except from networks "
+	  "that have logged in to the account successfully before: a "
+	  "stranger's guessing does not lock the real user out." },
 	{ "alias_depth_max", CT_UINT, FIELD(alias_depth_max), "10", NULL,
 	  1, 100,
 	  "How deeply aliases may point to other aliases. A recipient whose "
@@ -678,6 +713,7 @@ config_free(struct tegami_config **cfgp)
 		free(cfg->domains[i]);
 	free(cfg->listen);
 	free(cfg->user);
+	free(cfg->auth_user);
 	free(cfg);
 	*cfgp = NULL;
 }

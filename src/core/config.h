@@ -23,6 +23,7 @@ struct tegami_config {
 	char *listen;		/* listen: one IPv4/IPv6 address */
 	unsigned port_base;	/* port_base: 0 = standard ports */
 	char *user;		/* user: unprivileged account, "tegami" */
+	char *auth_user;	/* auth_user: the auth process's account */
 	unsigned workers;	/* workers: front processes, 0 = one per core */
 	unsigned disk_threads;	/* disk_threads: group-commit threads */
 
@@ -38,6 +39,11 @@ struct tegami_config {
 	unsigned smtp_timeout_data_block;	/* seconds, 4.5.3.2.5 */
 	unsigned smtp_data_deadline;	/* seconds for a whole DATA/BDAT */
 	unsigned shutdown_grace;	/* seconds to finish transactions */
+	unsigned auth_failure_delay_ms;	/* first failed login's delay */
+	unsigned auth_failure_delay_max_ms;
+	unsigned auth_failure_window;	/* seconds failures are counted */
+	unsigned auth_ip_failure_limit;	/* per client network */
+	unsigned auth_account_failure_limit;
 	unsigned alias_depth_max;	/* nested alias expansion limit */
 	uint64_t min_free_space;	/* bytes free in state_dir for MAIL */
 };

@@ -42,6 +42,7 @@ struct io {
 	unsigned timeout;	/* read timeout, seconds */
 	bool close_pending;	/* io_close_after_flush came while held */
 	struct event *hold_timer;
+	uint64_t hold_until;	/* monotonic_ms when the hold ends */
 	char peer[INET6_ADDRSTRLEN];
 	char line[IO_LINE_BUFFER_MAX + 1];
 };
@@ -460,6 +461,10 @@ io_hold(struct io *io, unsigned ms)
 
 	if (ms == 0 || io->closing)
 		return;
+	/* Held already: only ever lengthen the hold, never cut it short. */
+	if (io->held && monotonic_ms() + ms <= io->hold_until)
+		return;
+	io->hold_until = monotonic_ms() + ms;
 	if (io->hold_timer == NULL) {
 		io->hold_timer = evtimer_new(bufferevent_get_base(io->bev),
 		    io_hold_done, io);

@@ -81,8 +81,8 @@ void io_resume(struct io *io);
 
 /*
  * Holds back the queued output and stops reading for ms milliseconds (a
- * tarpit for clients that make errors); then sends the output and goes on
- * reading. The owner should stop taking input while io_held() is true.
+ * tarpit for clients that make errors, a failed login's delay); then sends
+ * the output and goes on reading. A hold in progress is only lengthened. The owner should stop taking input while io_held() is true.
  */
 void io_hold(struct io *io, unsigned ms);
 bool io_held(const struct io *io);

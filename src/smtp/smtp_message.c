@@ -73,6 +73,25 @@ smtp_spool_discard(struct smtp_session *s)
 	xfree(&s->wbuf);
 }
 
+/*
+ * The Received: "with" keyword: RFC 3848 (S for TLS, A for AUTH) and RFC
+ * 6531 (UTF8SMTP). AUTH implies ESMTP, since AUTH needs EHLO.
+ */
+static const char *
+smtp_with_protocol(const struct smtp_session *s)
+{
+	static const char *const names[2][2][3] = {
+		/* [tls][auth][smtp, esmtp, utf8] */
+		{ { "SMTP", "ESMTP", "UTF8SMTP" },
+		  { "ESMTPA", "ESMTPA", "UTF8SMTPA" } },
+		{ { "SMTPS", "ESMTPS", "UTF8SMTPS" },
+		  { "ESMTPSA", "ESMTPSA", "UTF8SMTPSA" } },
+	};
+
+	return names[io_is_tls(s->io)][s->authenticated]
+	    [s->mail.smtputf8 ? 2 : s->esmtp ? 1 : 0];
+}
+
 /* Creates the spool file and writes the trace headers. false: replied. */
 bool
 smtp_spool_open(struct smtp_session *s)
@@ -84,11 +103,7 @@ smtp_spool_open(struct smtp_session *s)
 		.helo = s->helo,
 		.peer_ip = io_peer_address(s->io),
 		.hostname = cfg->hostname,
-		.protocol = io_is_tls(s->io) ?
-		    (s->mail.smtputf8 ? "UTF8SMTPS" : s->esmtp ? "ESMTPS" :
-		    "SMTPS") :
-		    (s->mail.smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" :
-		    "SMTP"),
+		.protocol = smtp_with_protocol(s),
 		.queue_id = s->queue_id,
 		.for_rcpt = s->n_rcpt_given == 1 ? s->rcpt_given[0] : NULL,
 		.tls = io_tls_info(s->io, tls, sizeof(tls)) == 0 ? tls : NULL,
@@ -124,6 +139,8 @@ smtp_spool_open(struct smtp_session *s)
 	s->header_size = n;
 	s->message_size = 0;
 	s->wlen = 0;
+	s->add_fields = s->authenticated;
+	smtp_header_scan_init(&s->hscan);
 	if (s->wbuf == NULL)
 		s->wbuf = xmalloc(SMTP_SPOOL_BUFFER);
 	return true;
@@ -147,14 +164,68 @@ smtp_start_deadline(struct smtp_session *s)
 	evtimer_add(s->timer, &tv);
 }
 
+/* Writes the first n buffered bytes and keeps the rest at the front. */
+static void
+smtp_spool_write(struct smtp_session *s, size_t n)
+{
+	if (n == 0 || s->spool_fd < 0)
+		return;
+	if (s->write_errno == 0 && write_all(s->spool_fd, s->wbuf, n) < 0)
+		s->write_errno = errno;
+	memmove(s->wbuf, s->wbuf + n, s->wlen - n);
+	s->wlen -= n;
+}
+
+/*
+ * Writes the buffer out, except, while the header section is being
+ * scanned, the start of a line not yet judged: the fields may have to go
+ * before it (smtp_header_scan.h, "Split lines").
+ */
 static void
 smtp_spool_flush(struct smtp_session *s)
 {
-	if (s->wlen == 0 || s->spool_fd < 0)
+	size_t keep = 0;
+
+	if (s->add_fields && !s->hscan.ended)
+		keep = s->hscan.pending_line_len;
+	smtp_spool_write(s, s->wlen - keep);
+}
+
+/* Writes the buffer up to at, then the missing Message-ID and Date. */
+static void
+smtp_spool_add_fields(struct smtp_session *s, size_t at, bool lead_crlf,
+    bool separator)
+{
+	const struct tegami_config *cfg = smtp_cfg(s);
+	char fields[1024], date[64];
+	size_t n;
+
+	s->add_fields = false;
+	rfc5322_date(date, sizeof(date));
+	n = smtp_header_scan_additions(&s->hscan, s->queue_id, cfg->hostname,
+	    date, lead_crlf, separator, fields, sizeof(fields));
+	if (n == 0 || n == (size_t)-1)
 		return;
-	if (s->write_errno == 0 && write_all(s->spool_fd, s->wbuf, s->wlen) < 0)
+	smtp_spool_write(s, at);
+	if (s->write_errno == 0 && s->spool_fd >= 0 &&
+	    write_all(s->spool_fd, fields, n) < 0)
 		s->write_errno = errno;
-	s->wlen = 0;
+	s->header_size += n;
+}
+
+/* The message is complete: its fields go in if the scan is still open. */
+static void
+smtp_spool_fields_at_end(struct smtp_session *s)
+{
+	if (!s->add_fields || s->too_big || s->write_errno != 0)
+		return;
+	smtp_header_scan_finish(&s->hscan);
+	if (s->hscan.ended)
+		smtp_spool_add_fields(s, s->wlen - s->hscan.pending_line_len,
+		    false, !s->hscan.ended_on_empty);
+	else	/* all header: the fields go at the very end */
+		smtp_spool_add_fields(s, s->wlen, !s->hscan.at_line_start,
+		    false);
 }
 
 /*
@@ -178,8 +249,17 @@ smtp_spool_decode(struct smtp_session *s, const char *in, size_t len,
 	if (s->message_size > cfg->message_size_limit)
 		s->too_big = true;
 	/* Past a limit or an error: read on to the end, store nothing. */
-	if (!s->too_big && s->write_errno == 0)
+	if (!s->too_big && s->write_errno == 0) {
+		size_t start = s->wlen, end;
+
 		s->wlen += out_len;
+		if (s->add_fields && out_len > 0 && (end =
+		    smtp_header_scan_feed(&s->hscan, s->wbuf + start, out_len,
+		    NULL)) != (size_t)-1)
+			smtp_spool_add_fields(s, start + end -
+			    s->hscan.pending_line_len, false,
+			    !s->hscan.ended_on_empty);
+	}
 	return used;
 }
 
@@ -239,6 +319,8 @@ smtp_message_end(struct smtp_session *s)
 
 	evtimer_del(s->timer);
 	io_set_timeout(s->io, cfg->smtp_timeout_command);
+	smtp_spool_fields_at_end(s);
+	s->add_fields = false;
 	smtp_spool_flush(s);
 	refusal = smtp_message_refusal(s);
 	if (refusal != NULL) {

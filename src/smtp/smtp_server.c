@@ -15,14 +15,28 @@
 #include "core/util.h"
 #include "smtp/smtp_session.h"
 
+const char *
+smtp_service_name(enum smtp_service service)
+{
+	switch (service) {
+	case SMTP_SERVICE_MX:
+		return "smtp";
+	case SMTP_SERVICE_SUBMISSION:
+		return "submission";
+	case SMTP_SERVICE_SUBMISSIONS:
+		return "submissions";
+	}
+	return "?";
+}
+
 static void
 smtp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct smtp_server *srv = arg;
+	struct smtp_listener *sl = arg;
 
 	(void)l;
-	smtp_session_start(srv, fd, sa, (socklen_t)salen);
+	smtp_session_start(sl->srv, fd, sa, (socklen_t)salen, sl->service);
 }
 
 static void
@@ -37,7 +51,7 @@ smtp_accept_error_cb(struct evconnlistener *l, void *arg)
 void
 smtp_server_init(struct smtp_server *srv, struct event_base *base,
     struct tegami_config *cfg, struct account_table *accounts,
-    struct commit_pool *commit, int listen_fd)
+    struct commit_pool *commit)
 {
 	memset(srv, 0, sizeof(*srv));
 	srv->base = base;
@@ -54,21 +68,39 @@ smtp_server_init(struct smtp_server *srv, struct event_base *base,
 	    path_join(srv->mail_root, sizeof(srv->mail_root), "%s/mail",
 	    cfg->state_dir) < 0)
 		fatalx("state_dir path too long: %s", cfg->state_dir);
-	srv->listener = evconnlistener_new(base, smtp_accept_cb, srv,
+}
+
+void
+smtp_server_listen(struct smtp_server *srv, int listen_fd,
+    enum smtp_service service)
+{
+	struct smtp_listener *sl;
+
+	if (srv->n_listeners == SMTP_SERVICES)
+		fatalx("smtp_server_listen: too many listeners");
+	sl = &srv->listeners[srv->n_listeners++];
+	sl->srv = srv;
+	sl->service = service;
+	sl->listener = evconnlistener_new(srv->base, smtp_accept_cb, sl,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
-	if (srv->listener == NULL)
+	if (sl->listener == NULL)
 		fatalx("evconnlistener_new failed");
-	evconnlistener_set_error_cb(srv->listener, smtp_accept_error_cb);
+	evconnlistener_set_error_cb(sl->listener, smtp_accept_error_cb);
 }
 
 void
 smtp_server_reload(struct smtp_server *srv, struct tegami_config *cfg,
-    struct account_table *accounts, struct tegami_config **old_cfg_r,
-    struct account_table **old_accounts_r)
+    struct tegami_config **old_cfg_r)
 {
 	*old_cfg_r = srv->cfg;
-	*old_accounts_r = srv->accounts;
 	srv->cfg = cfg;
+}
+
+void
+smtp_server_set_accounts(struct smtp_server *srv,
+    struct account_table *accounts, struct account_table **old_r)
+{
+	*old_r = srv->accounts;
 	srv->accounts = accounts;
 }
 
@@ -99,9 +131,11 @@ smtp_server_shutdown(struct smtp_server *srv, void (*idle_cb)(void *arg),
 	srv->shutting_down = true;
 	srv->idle_cb = idle_cb;
 	srv->idle_arg = arg;
-	if (srv->listener != NULL) {
-		evconnlistener_free(srv->listener);
-		srv->listener = NULL;
+	while (srv->n_listeners > 0) {
+		struct smtp_listener *sl = &srv->listeners[--srv->n_listeners];
+
+		evconnlistener_free(sl->listener);
+		sl->listener = NULL;
 	}
 	for (s = TAILQ_FIRST(&srv->sessions); s != NULL; s = next) {
 		next = smtp_session_next(s);

@@ -1,13 +1,16 @@
 /*
- * The SMTP service of one front process: accepts connections on the
- * inherited listening socket, applies the connection limits, runs one
- * smtp_session per client, and shuts down gracefully.
+ * The SMTP services of one front process: smtp (MX, port 25), submission
+ * (587, STARTTLS, RFC 6409) and submissions (465, implicit TLS, RFC 8314).
+ * Accepts connections on the inherited listening sockets, applies the
+ * connection limits, runs one smtp_session per client, and shuts down
+ * gracefully.
  */
 #ifndef TEGAMI_SMTP_SERVER_H
 #define TEGAMI_SMTP_SERVER_H
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
@@ -19,6 +22,23 @@ struct tegami_config;
 struct account_table;
 struct smtp_session;
 struct tls_server;
+struct auth_client;
+
+enum smtp_service {
+	SMTP_SERVICE_MX,		/* 25: mail for our domains, no AUTH */
+	SMTP_SERVICE_SUBMISSION,	/* 587: users, STARTTLS then AUTH */
+	SMTP_SERVICE_SUBMISSIONS,	/* 465: users, TLS from the start */
+};
+#define SMTP_SERVICES 3
+
+/* "smtp", "submission", "submissions" */
+const char *smtp_service_name(enum smtp_service service);
+
+struct smtp_listener {
+	struct evconnlistener *listener;
+	enum smtp_service service;
+	struct smtp_server *srv;
+};
 
 TAILQ_HEAD(smtp_session_list, smtp_session);
 
@@ -29,7 +49,9 @@ struct smtp_server {
 	struct account_table *accounts;
 	struct commit_pool *commit;
 	struct tls_server *tls;		/* NULL: no certificate, no STARTTLS */
-	struct evconnlistener *listener;
+	struct auth_client *auth;	/* NULL: every AUTH gets 454 */
+	struct smtp_listener listeners[SMTP_SERVICES];
+	size_t n_listeners;
 	char spool_dir[PATH_MAX];	/* STATE/queue/incoming */
 	char queue_dir[PATH_MAX];	/* STATE/queue */
 	char mail_root[PATH_MAX];	/* STATE/mail */
@@ -44,17 +66,24 @@ struct smtp_server {
 };
 
 /*
- * Sets up the service on listen_fd (already listening). cfg and accounts
- * are owned by the caller and may be swapped with smtp_server_reload.
+ * Sets up the services. cfg and accounts are owned by the caller and may
+ * be swapped with smtp_server_reload and smtp_server_set_accounts; no
+ * connection is accepted before smtp_server_listen.
  */
 void smtp_server_init(struct smtp_server *srv, struct event_base *base,
     struct tegami_config *cfg, struct account_table *accounts,
-    struct commit_pool *commit, int listen_fd);
+    struct commit_pool *commit);
 
-/* Swaps in new settings and accounts; returns the old ones to free. */
+/* Accepts connections for service on listen_fd (already listening). */
+void smtp_server_listen(struct smtp_server *srv, int listen_fd,
+    enum smtp_service service);
+
+/* Swaps in new settings; returns the old ones to free. */
 void smtp_server_reload(struct smtp_server *srv, struct tegami_config *cfg,
-    struct account_table *accounts, struct tegami_config **old_cfg_r,
-    struct account_table **old_accounts_r);
+    struct tegami_config **old_cfg_r);
+/* Swaps in new accounts; returns the old ones to free. */
+void smtp_server_set_accounts(struct smtp_server *srv,
+    struct account_table *accounts, struct account_table **old_r);
 
 /*
  * Stops accepting; idle sessions get 421 and close, sessions in a

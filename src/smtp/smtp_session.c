@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -28,7 +29,7 @@
 #include "smtp/smtp_session_private.h"
 
 static const char *const smtp_state_names[] = {
-	"greeting", "command", "data", "bdat", "commit", "closing",
+	"greeting", "command", "data", "bdat", "auth", "commit", "closing",
 };
 
 /* Command flags, in the manner of Postfix's and OpenSMTPD's tables. */
@@ -54,7 +55,6 @@ static void smtp_do_help(struct smtp_session *, const char *, size_t);
 static void smtp_do_vrfy(struct smtp_session *, const char *, size_t);
 static void smtp_do_expn(struct smtp_session *, const char *, size_t);
 static void smtp_do_starttls(struct smtp_session *, const char *, size_t);
-static void smtp_do_auth(struct smtp_session *, const char *, size_t);
 
 static const struct smtp_command_entry smtp_commands[] = {
 	{ SMTP_VERB_HELO, CMD_LAST_IN_GROUP, smtp_do_helo },
@@ -151,6 +151,7 @@ smtp_close(struct smtp_session *s, const char *reply)
 		return;
 	if (reply != NULL)
 		smtp_reply(s, reply);
+	smtp_auth_abort(s);
 	if (s->state != SMTP_STATE_COMMIT)
 		smtp_transaction_reset(s);
 	if (s->timer != NULL)
@@ -165,6 +166,7 @@ smtp_free(struct smtp_session *s)
 	struct smtp_server *srv = s->srv;
 
 	smtp_transaction_reset(s);
+	smtp_auth_abort(s);
 	log_info("session=%s disconnect errors=%u", s->id, s->errors);
 	conn_limit_release((struct sockaddr *)&s->peer);
 	TAILQ_REMOVE(&srv->sessions, s, entry);
@@ -218,9 +220,23 @@ smtp_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Port 465 (RFC 8314 3.3): the TLS handshake comes before the banner. */
+static bool
+smtp_implicit_tls(struct smtp_session *s)
+{
+	SSL *ssl;
+
+	if (s->srv->tls == NULL || (ssl = tls_server_ssl(s->srv->tls)) == NULL ||
+	    io_start_tls(s->io, ssl) < 0) {
+		log_warnx("session=%s cannot start TLS", s->id);
+		return false;
+	}
+	return true;
+}
+
 void
 smtp_session_start(struct smtp_server *srv, int fd,
-    const struct sockaddr *sa, socklen_t salen)
+    const struct sockaddr *sa, socklen_t salen, enum smtp_service service)
 {
 	static const struct io_callbacks cb = { smtp_input, smtp_io_event };
 	const struct tegami_config *cfg = srv->cfg;
@@ -242,6 +258,7 @@ smtp_session_start(struct smtp_server *srv, int fd,
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
+	s->service = service;
 	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
 	snprintf(s->id, sizeof(s->id), "%016" PRIx64, srv->next_session_id++);
 	s->spool_fd = -1;
@@ -251,14 +268,25 @@ smtp_session_start(struct smtp_server *srv, int fd,
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->n_sessions++;
 	s->io = io_new(srv->base, fd, SMTP_INPUT_MAX, &cb, s);
-	log_info("session=%s connect from=%s", s->id, io_peer_address(s->io));
+	log_info("session=%s connect from=%s service=%s", s->id,
+	    io_peer_address(s->io), smtp_service_name(service));
 
+	if (service == SMTP_SERVICE_SUBMISSIONS) {
+		if (!smtp_implicit_tls(s)) {
+			smtp_free(s);
+			return;
+		}
+		smtp_banner(s);
+		return;
+	}
 	/* A client that sent something before our banner is not an MTA. */
 	if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
 		smtp_early_talker(s);
 		return;
 	}
-	if (cfg->smtp_greeting_delay_ms > 0) {
+	/* The greeting delay is for the MX service: users' clients are not
+	 * spam engines, and they are kept out by AUTH anyway. */
+	if (cfg->smtp_greeting_delay_ms > 0 && service == SMTP_SERVICE_MX) {
 		struct timeval tv = {
 			.tv_sec = cfg->smtp_greeting_delay_ms / 1000,
 			.tv_usec = (cfg->smtp_greeting_delay_ms % 1000) * 1000,
@@ -304,9 +332,11 @@ smtp_do_helo_common(struct smtp_session *s, const char *args, size_t len,
 	    "250-8BITMIME\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n"
 	    "250-SMTPUTF8\r\n"
+	    "%s"
 	    "250 CHUNKING\r\n", cfg->hostname,
 	    s->srv->tls != NULL && !io_is_tls(s->io) ? "250-STARTTLS\r\n" : "",
-	    cfg->message_size_limit);
+	    cfg->message_size_limit,
+	    smtp_auth_offered(s) ? "250-AUTH PLAIN LOGIN\r\n" : "");
 }
 
 static void
@@ -347,6 +377,11 @@ smtp_do_mail(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply_error(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
+	/* RFC 6409 4.3: submission is for authenticated users only. */
+	if (s->service != SMTP_SERVICE_MX && !s->authenticated) {
+		smtp_reply_error(s, "530 5.7.0 Authentication required");
+		return;
+	}
 	err = smtp_parse_mail_args(args, len, s->esmtp, &s->mail);
 	if (err != NULL) {
 		memset(&s->mail, 0, sizeof(s->mail));
@@ -381,6 +416,12 @@ smtp_do_mail(struct smtp_session *s, const char *args, size_t len)
 	    (size_t)-1) {
 		memset(&s->mail, 0, sizeof(s->mail));
 		smtp_reply_error(s, "501 5.1.7 Bad sender address syntax");
+		return;
+	}
+	if ((err = smtp_auth_check_sender(s)) != NULL) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		s->from[0] = '\0';
+		smtp_reply_error(s, err);
 		return;
 	}
 	s->mail_seen = true;
@@ -418,8 +459,8 @@ smtp_do_rcpt(struct smtp_session *s, const char *args, size_t len)
 			smtp_reply(s, SMTP_REPLY_TOO_MANY_RCPTS);
 		return;
 	}
-	err = recipient_resolve(cfg, s->srv->accounts, &rcpt.to, false,
-	    &s->rcpts);
+	err = recipient_resolve(cfg, s->srv->accounts, &rcpt.to,
+	    s->authenticated, &s->rcpts);
 	if (err != NULL) {
 		char esc[SMTP_PATH_MAX * 4 + 8];
 
@@ -616,12 +657,6 @@ smtp_do_starttls(struct smtp_session *s, const char *args, size_t len)
 }
 
 static void
-smtp_do_auth(struct smtp_session *s, const char *args, size_t len)
-{
-	smtp_reply_error(s, "502 5.5.1 AUTH not available on this service");
-}
-
-static void
 smtp_command(struct smtp_session *s, const char *line, size_t len)
 {
 	const struct smtp_command_entry *e = NULL;
@@ -630,6 +665,13 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 	char buf[300];
 	size_t i;
 
+	/* RFC 4954 4: an AUTH line with its initial response may be longer
+	 * than other commands (smtp_input reads such lines on submission). */
+	if (len > SMTP_COMMAND_LINE_MAX - 2 && len > 5 &&
+	    strncasecmp(line, "AUTH ", 5) == 0) {
+		smtp_do_auth(s, line + 5, len - 5);
+		return;
+	}
 	err = smtp_parse_command(line, len, &cmd);
 	if (err != NULL) {
 		smtp_reply_error(s, err);
@@ -682,7 +724,8 @@ smtp_input(void *arg)
 			smtp_early_talker(s);
 			return;
 		case SMTP_STATE_COMMAND:
-			r = io_get_line(s->io, SMTP_COMMAND_LINE_MAX, &line,
+			r = io_get_line(s->io, s->service == SMTP_SERVICE_MX ?
+			    SMTP_COMMAND_LINE_MAX : SASL_LINE_MAX + 8, &line,
 			    &len);
 			if (r == IO_LINE_NONE)
 				return;
@@ -700,6 +743,10 @@ smtp_input(void *arg)
 			break;
 		case SMTP_STATE_BDAT:
 			if (!smtp_bdat_input(s))
+				return;
+			break;
+		case SMTP_STATE_AUTH:
+			if (!smtp_auth_input(s))
 				return;
 			break;
 		case SMTP_STATE_COMMIT:
@@ -750,6 +797,7 @@ smtp_session_shutdown(struct smtp_session *s)
 	switch (s->state) {
 	case SMTP_STATE_GREETING:
 	case SMTP_STATE_COMMAND:
+	case SMTP_STATE_AUTH:
 		snprintf(buf, sizeof(buf), "421 4.3.2 %s Service shutting "
 		    "down", smtp_cfg(s)->hostname);
 		smtp_close(s, buf);

@@ -8,13 +8,15 @@
 
 #include <sys/socket.h>
 
+#include "smtp/smtp_server.h"
+
 struct smtp_server;
 struct smtp_session;
 struct commit_job;
 
 /* Starts a session on an accepted socket (takes ownership of fd). */
 void smtp_session_start(struct smtp_server *srv, int fd,
-    const struct sockaddr *sa, socklen_t salen);
+    const struct sockaddr *sa, socklen_t salen, enum smtp_service service);
 
 /* Shutdown: close now if idle, else after the current transaction. */
 void smtp_session_shutdown(struct smtp_session *s);

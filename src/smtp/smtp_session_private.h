@@ -14,8 +14,10 @@
 #include <sys/socket.h>
 
 #include "auth/recipient.h"
+#include "auth/sasl.h"
 #include "core/config.h"
 #include "smtp/smtp_data.h"
+#include "smtp/smtp_header_scan.h"
 #include "smtp/smtp_parse.h"
 #include "smtp/smtp_server.h"
 #include "smtp/smtp_session.h"
@@ -34,11 +36,21 @@
 #define SMTP_REPLY_SHELL_CHARS \
 	"553 5.1.3 Address contains characters not accepted here"
 
+/* Where an AUTH exchange stands. */
+enum smtp_auth_step {
+	SMTP_AUTH_NONE,
+	SMTP_AUTH_PLAIN_RESPONSE,	/* 334 sent, waiting for PLAIN's data */
+	SMTP_AUTH_LOGIN_USER,		/* 334 "Username:" sent */
+	SMTP_AUTH_LOGIN_PASSWORD,	/* 334 "Password:" sent */
+	SMTP_AUTH_CHECKING,		/* the auth process has the password */
+};
+
 enum smtp_state {
 	SMTP_STATE_GREETING,	/* waiting out the greeting delay */
 	SMTP_STATE_COMMAND,	/* reading command lines */
 	SMTP_STATE_DATA,	/* reading DATA content up to CRLF.CRLF */
 	SMTP_STATE_BDAT,	/* reading a BDAT chunk */
+	SMTP_STATE_AUTH,	/* an AUTH exchange (smtp_auth.c) */
 	SMTP_STATE_COMMIT,	/* the disk threads hold our message */
 	SMTP_STATE_CLOSING,	/* flushing the last reply */
 };
@@ -48,6 +60,7 @@ struct smtp_session {
 	struct smtp_server *srv;
 	struct io *io;
 	struct sockaddr_storage peer;
+	enum smtp_service service;
 	char id[17];
 	enum smtp_state state;
 	struct event *timer;		/* greeting delay, DATA deadline */
@@ -56,6 +69,13 @@ struct smtp_session {
 	char helo[SMTP_HELO_MAX];
 	bool shutdown_after_txn;	/* server is stopping */
 	bool dead;			/* peer gone while committing */
+
+	/* SMTP AUTH (RFC 4954), submission services only. */
+	bool authenticated;
+	char account[ACCOUNT_ADDRESS_MAX + 1];	/* who logged in */
+	enum smtp_auth_step auth_step;
+	char auth_user[SASL_NAME_MAX + 1];	/* LOGIN's name, until checked */
+	uint64_t auth_handle;		/* the pending check, or 0 */
 
 	/* The transaction. */
 	bool mail_seen;
@@ -81,6 +101,10 @@ struct smtp_session {
 	uint64_t message_size;		/* the client's octets, decoded */
 	bool too_big;
 	int write_errno;
+	/* RFC 6409 8: a user's message gets Message-ID and Date if missing,
+	 * inserted where its header section ends. */
+	bool add_fields;
+	struct smtp_header_scan hscan;
 	char *wbuf;			/* decoded content not yet written;
 					 * allocated only during a message */
 	size_t wlen;
@@ -101,6 +125,18 @@ void smtp_transaction_reset(struct smtp_session *s);
 void smtp_close(struct smtp_session *s, const char *reply);
 /* Ends the session: logs, releases its connection slot, frees it. */
 void smtp_free(struct smtp_session *s);
+
+/* smtp_auth.c */
+/* The AUTH command. */
+void smtp_do_auth(struct smtp_session *s, const char *args, size_t len);
+/* Input during an exchange; false when more input is needed. */
+bool smtp_auth_input(struct smtp_session *s);
+/* Ends an exchange in progress (the session closes or resets). */
+void smtp_auth_abort(struct smtp_session *s);
+/* Whether EHLO lists AUTH: a submission service, over TLS. */
+bool smtp_auth_offered(const struct smtp_session *s);
+/* MAIL FROM on a submission service: NULL, or the refusal. */
+const char *smtp_auth_check_sender(struct smtp_session *s);
 
 /* smtp_message.c */
 /* One log line for a message: result, and the reason when refused. */

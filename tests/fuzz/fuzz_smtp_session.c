@@ -240,8 +240,8 @@ fuzz_cleanup(void)
 		return;
 	fz.ready = false;
 	commit_pool_free(&fz.commit);
-	if (fz.srv.listener != NULL)
-		evconnlistener_free(fz.srv.listener);
+	while (fz.srv.n_listeners > 0)
+		evconnlistener_free(fz.srv.listeners[--fz.srv.n_listeners].listener);
 	event_base_free(fz.base);
 	config_free(&fz.cfg_fast);
 	config_free(&fz.cfg_slow);
@@ -390,8 +390,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fz.commit = commit_pool_new(fz.base, 1, smtp_session_commit_done);
 	/* A real listener that nobody connects to; sessions come from us. */
 	listen_fd = listen_loopback();
-	smtp_server_init(&fz.srv, fz.base, fz.cfg_fast, fz.accounts, fz.commit,
-	    listen_fd);
+	smtp_server_init(&fz.srv, fz.base, fz.cfg_fast, fz.accounts, fz.commit);
+	smtp_server_listen(&fz.srv, listen_fd, SMTP_SERVICE_MX);
 	fz.ready = true;
 	fz.baseline_fds = -1;
 	atexit(fuzz_cleanup);
@@ -989,10 +989,10 @@ server_restart(unsigned idle_calls)
 		    idle_calls);
 	if (fz.srv.grace_timer != NULL)
 		fuzz_fail("grace timer left after the last session");
-	if (fz.srv.listener != NULL)
+	if (fz.srv.n_listeners != 0)
 		fuzz_fail("listener left after the shutdown");
-	smtp_server_init(&fz.srv, fz.base, cfg, fz.accounts, fz.commit,
-	    listen_loopback());
+	smtp_server_init(&fz.srv, fz.base, cfg, fz.accounts, fz.commit);
+	smtp_server_listen(&fz.srv, listen_loopback(), SMTP_SERVICE_MX);
 }
 
 /* Puts the settings for this input in place, as a reload would. */
@@ -1000,12 +1000,10 @@ static void
 use_config(struct tegami_config *cfg)
 {
 	struct tegami_config *old_cfg;
-	struct account_table *old_accounts;
 
 	if (fz.srv.cfg == cfg)
 		return;
-	smtp_server_reload(&fz.srv, cfg, fz.accounts, &old_cfg,
-	    &old_accounts);
+	smtp_server_reload(&fz.srv, cfg, &old_cfg);
 }
 
 int
@@ -1067,7 +1065,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data += plen + skip;
 		size -= plen + skip;
 	}
-	smtp_session_start(&fz.srv, sv[0], (struct sockaddr *)&ss, salen);
+	smtp_session_start(&fz.srv, sv[0], (struct sockaddr *)&ss, salen,
+	    SMTP_SERVICE_MX);
 	if (fz.srv.n_sessions != before + 1)
 		fuzz_fail("session refused");
 	if (!(flags & FUZZ_TALK_EARLY))

@@ -75,7 +75,7 @@ def test_starttls_offered_only_with_a_certificate(server_factory, tls_server):
     server = server_factory(start=False)
     shutil.rmtree(os.path.join(server.dir, "tls"))     # made by init
     server.start()
-    assert "STARTTLS off" in server.log_text()
+    assert "TLS off (no certificate" in server.log_text()
     with server.connect() as c:
         assert not any(l.endswith("STARTTLS") for l in c.ehlo().lines)
         expect(c.cmd("STARTTLS"), "502 5.5.1")
@@ -296,7 +296,7 @@ def test_sighup_reloads_certificates_without_dropping_connections(
     os.chown(key, 0, grp.getgrnam("tegami").gr_gid)
     os.chmod(key, 0o640)
     tls_server.signal(signal.SIGHUP)
-    tls_server.wait_log(r"reload: STARTTLS on")
+    tls_server.wait_log(r"reload: TLS on")
     deadline = time.monotonic() + th.HANG
     while peer_serial(tls_server.port, tls_server.ca) == before:
         assert time.monotonic() < deadline, "new certificate not served"

@@ -552,6 +552,16 @@ test_bounds(void)
 	  U(smtp_data_deadline), 1, 86400 },
 	{ "shutdown_grace", "0", "3600", NULL, "3601s", "0s..3600s",
 	  U(shutdown_grace), 0, 3600 },
+	{ "auth_failure_delay_ms", "0", "60000", NULL, "60001", "0..60000",
+	  U(auth_failure_delay_ms), 0, 60000 },
+	{ "auth_failure_delay_max_ms", "0", "600000", NULL, "600001",
+	  "0..600000", U(auth_failure_delay_max_ms), 0, 600000 },
+	{ "auth_failure_window", "1s", "1d", "0", "86401", "1s..86400s",
+	  U(auth_failure_window), 1, 86400 },
+	{ "auth_ip_failure_limit", "1", "100000", "0", "100001", "1..100000",
+	  U(auth_ip_failure_limit), 1, 100000 },
+	{ "auth_account_failure_limit", "1", "100000", "0", "100001",
+	  "1..100000", U(auth_account_failure_limit), 1, 100000 },
 	{ "alias_depth_max", "1", "100", "0", "101", "1..100",
 	  U(alias_depth_max), 1, 100 },
 	{ "min_free_space", "0", "1T", NULL, "1099511627777", "0..1T",
@@ -877,12 +887,15 @@ sample_text(const struct config_init_values *v, size_t *len_r)
 }
 
 static const char *const all_settings[] = { "state_dir", "hostname",
-    "domains", "listen", "port_base", "user", "workers", "disk_threads",
+    "domains", "listen", "port_base", "user", "auth_user", "workers",
+    "disk_threads",
     "message_size_limit", "recipient_limit", "max_connections",
     "max_connections_per_ip", "smtp_error_limit", "smtp_soft_error_limit",
     "smtp_error_delay_ms", "smtp_greeting_delay_ms",
     "smtp_timeout_command", "smtp_timeout_data_block", "smtp_data_deadline",
-    "shutdown_grace", "alias_depth_max", "min_free_space" };
+    "shutdown_grace", "auth_failure_delay_ms", "auth_failure_delay_max_ms",
+    "auth_failure_window", "auth_ip_failure_limit",
+    "auth_account_failure_limit", "alias_depth_max", "min_free_space" };
 
 static void
 test_sample(void)
