@@ -33,6 +33,7 @@
 #include "net/conn_limit.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "net/tls_tickets.h"
 
 #define SERVE_RESTART_DELAY_SECONDS 1
 #define SERVE_KILL_MARGIN_SECONDS 10	/* after shutdown_grace: SIGKILL */
@@ -491,6 +492,8 @@ cli_serve(struct tegami_config *cfg, int argc, char **argv)
 		return 1;
 	}
 	conn_limit_init();
+	/* One ticket secret for all workers: resumption works on any. */
+	tls_tickets_init();
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

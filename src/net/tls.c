@@ -18,6 +18,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "net/tls_tickets.h"
 
 #define TLS_HOSTS_MAX 256
 
@@ -101,6 +102,10 @@ tls_ctx_new(struct tls_server *ts, const char *crt, const char *key,
 	}
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	if (tls_tickets_use(ctx) < 0) {
+		tls_error(err, errsize, "session ticket keys refused", crt);
+		goto fail;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, crt) != 1) {
 		tls_error(err, errsize, "cannot load the certificate", crt);
 		goto fail;
