@@ -18,10 +18,13 @@ usage(FILE *f)
 	    "usage: tegami init --dir DIR --domain DOMAIN [--hostname HOST]\n"
 	    "                   [--listen ADDR] [--port-base N] [--user USER]\n"
 	    "                   [--no-ca]\n"
-	    "                   [--no-ca]\n"
 	    "       tegami [-c CONF] serve [--verbose]\n"
 	    "       tegami [-c CONF] user add ADDRESS [--password-stdin]\n"
 	    "       tegami [-c CONF] user del ADDRESS\n"
+	    "       tegami [-c CONF] user passwd ADDRESS [--password-stdin]\n"
+	    "       tegami [-c CONF] user lock|unlock ADDRESS\n"
+	    "       tegami [-c CONF] user send-as ADDRESS [PATTERN...]\n"
+	    "       tegami [-c CONF] user import FILE [--domain DOMAIN]\n"
 	    "       tegami [-c CONF] user list\n"
 	    "       tegami [-c CONF] alias add ALIAS TARGET...\n"
 	    "       tegami [-c CONF] alias del ALIAS\n"
@@ -31,6 +34,7 @@ usage(FILE *f)
 	    "       tegami [-c CONF] ca issue|renew|csr|selfsign HOST [--san NAME]...\n"
 	    "       tegami [-c CONF] ca export --pem FILE | --der FILE\n"
 	    "       tegami [-c CONF] ca show [HOST] | list | revoke SERIAL | crl\n"
+	    "       tegami [-c CONF] queue list\n"
 	    "       tegami [-c CONF] config check\n"
 	    "       tegami config reference   (the settings, as Markdown)\n"
 	    "The default CONF is " TEGAMI_DEFAULT_CONFIG ".\n");
@@ -73,7 +77,7 @@ main(int argc, char **argv)
 
 	if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "user") != 0 &&
 	    strcmp(cmd, "alias") != 0 && strcmp(cmd, "config") != 0 &&
-	    strcmp(cmd, "ca") != 0) {
+	    strcmp(cmd, "ca") != 0 && strcmp(cmd, "queue") != 0) {
 		fprintf(stderr, "tegami: unknown command \"%s\"\n", cmd);
 		usage(stderr);
 		return 2;
@@ -88,6 +92,8 @@ main(int argc, char **argv)
 		status = cli_user(cfg, argc - i, argv + i);
 	else if (strcmp(cmd, "alias") == 0)
 		status = cli_alias(cfg, argc - i, argv + i);
+	else if (strcmp(cmd, "queue") == 0)
+		status = cli_queue(cfg, argc - i, argv + i);
 	else if (strcmp(cmd, "ca") == 0)
 		status = cli_ca(cfg, argc - i, argv + i);
 	else if (i + 1 < argc && strcmp(argv[i + 1], "check") == 0) {

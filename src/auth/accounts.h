@@ -1,6 +1,9 @@
 /*
  * The accounts files under the state directory:
- *   users:   "address:password-hash" a line (crypt(3) hash; "#" comments)
+ *   users:   "address:[!]password-hash[:options]" a line ("#" comments);
+ *            the hash is a crypt(3) string of an accepted scheme, or empty
+ *            (no password set); a leading '!' locks the account; options
+ *            are comma-separated "send_as=PATTERN" items
  *   aliases: "alias-address: target, target, ..." a line ("#" comments)
  * Addresses are stored lowercased. Both files are rewritten atomically
  * (temp file, fsync, rename, fsync dir) under an exclusive flock on
@@ -20,6 +23,11 @@
 #define ACCOUNTS_ALIASES_LINE_MAX \
 	((ALIAS_TARGETS_MAX + 1) * (ACCOUNT_ADDRESS_MAX + 2))
 #define ACCOUNTS_PASSWORD_MAX 511	/* bytes; libxcrypt's limit less 1 */
+/* accounts_may_send_as follows aliases this deep (alias_depth_max's
+ * default) and no further, and gives up (false) after trying this many
+ * addresses (RECIPIENT_EXPAND_STEPS_MAX), whatever the alias graph. */
+#define ACCOUNTS_SEND_AS_DEPTH_MAX 10
+#define ACCOUNTS_SEND_AS_STEPS_MAX 10000
 
 /* The files' names under the state directory. */
 #define ACCOUNTS_USERS_FILE "users"
@@ -27,7 +35,15 @@
 
 struct account {
 	char address[ACCOUNT_ADDRESS_MAX + 1];	/* lowercased local@domain */
-	char *hash;				/* crypt(3) hash, may be NULL */
+	/* The crypt(3) hash without the lock mark: "$y$...", "$6$...",
+	 * "$2b$..."/"$2y$..."/"$2a$...", or "" when no password is set
+	 * (nobody can log in). NULL when loaded without hashes. */
+	char *hash;
+	bool locked;		/* "!" before the hash: cannot log in */
+	/* What else the account may use as MAIL FROM (lowercased): an
+	 * address, "@domain" (any address there) or "*" (anything). */
+	char **send_as;
+	size_t n_send_as;
 };
 
 struct alias {
@@ -113,6 +129,107 @@ int accounts_alias_add(const char *aliases_path, const char *address,
     char *const *targets, size_t n_targets, char *err, size_t errsize);
 int accounts_alias_del(const char *aliases_path, const char *address,
     char *err, size_t errsize);
+
+/*
+ * The users file's hashes of the password: accounts_user_set_password
+ * hashes it (like add) and replaces the hash on the address's line,
+ * keeping a lock mark and the options. accounts_user_lock puts a '!'
+ * before the hash (lock true) or takes it away (false), so that unlocking
+ * restores the old hash byte for byte; locking a locked account, or
+ * unlocking an unlocked one, changes nothing and succeeds.
+ * accounts_user_set_send_as replaces the account's send_as options with
+ * patterns (each an address, "@domain" or "*"; lowercased, duplicates
+ * dropped); n 0 clears them. The rest of the line, and every other line,
+ * is kept byte for byte. An address not in the file is an error
+ * ("no such user: ADDRESS"). Atomic and locked like accounts_user_add.
+ */
+int accounts_user_set_password(const char *users_path, const char *address,
+    const char *password, char *err, size_t errsize);
+int accounts_user_lock(const char *users_path, const char *address,
+    bool lock, char *err, size_t errsize);
+int accounts_user_set_send_as(const char *users_path, const char *address,
+    char *const *patterns, size_t n_patterns, char *err, size_t errsize);
+
+/*
+ * Checks a send_as pattern ("local@domain" checked like an alias target,
+ * "@domain", or "*") and lowercases it into out (ACCOUNT_ADDRESS_MAX + 1).
+ * Returns NULL or a reason.
+ */
+const char *accounts_check_send_as(const char *pattern, char *out);
+
+/*
+ * A Dovecot passwd-file ("user:{SCHEME}hash:uid:gid:gecos:home:shell:
+ * extra", only the first two fields used, fewer fields allowed; "#"
+ * comments and blank lines skipped) read into a table of accounts with
+ * hashes, in file order, without locks or options. Imported: {SHA512-CRYPT}
+ * "$6$", {BLF-CRYPT} "$2a$/$2b$/$2y$", {YESCRYPT} "$y$", {CRYPT} or no
+ * scheme with a hash of one of those; an empty password field gives an
+ * account with no password (as in Dovecot, it cannot log in). Anything else
+ * is "NAME:LINE: scheme X cannot be imported; the user must set a new
+ * password". A user name without '@' gets "@default_domain" (an error
+ * when default_domain is NULL). Duplicates and bad addresses are errors
+ * "NAME:LINE: what". accounts_import_parse reads text (NULL name: "import";
+ * NUL bytes are errors); accounts_import_load reads a file.
+ * Return 0, or -1 with err set and *table_r untouched.
+ */
+int accounts_import_parse(const char *name, const char *text, size_t len,
+    const char *default_domain, struct account_table **table_r, char *err,
+    size_t errsize);
+int accounts_import_load(const char *import_path, const char *default_domain,
+    struct account_table **table_r, char *err, size_t errsize);
+
+/*
+ * Appends the accounts of the Dovecot passwd-file import_path (see
+ * accounts_import_parse) to the users file, atomically and locked like
+ * accounts_user_add. An address already in the users file with the very
+ * same hash (and not locked) is skipped, so that running an import twice
+ * is harmless; one with any other hash, or locked, is an error
+ * "IMPORT:LINE: user X already exists in USERS with another password
+ * hash". Nothing is written unless every line is valid. *imported_r gets
+ * the number of accounts appended.
+ */
+int accounts_user_import(const char *users_path, const char *import_path,
+    const char *default_domain, size_t *imported_r, char *err,
+    size_t errsize);
+
+/*
+ * The users file of t without any hash, for processes that must not see
+ * them: "address:!" for a locked account, "address:" otherwise, then
+ * ":send_as=P,send_as=P" when it has patterns; one line each, in table
+ * order. accounts_parse(with_hashes false) reads it back to the same
+ * addresses, locks and patterns. *text_r is malloc'd (the caller frees
+ * it; "" for no accounts) and *len_r its length without the NUL.
+ * Returns 0 (allocation failure is fatal).
+ */
+int accounts_public_text(const struct account_table *t, char **text_r,
+    size_t *len_r);
+
+/*
+ * May the authenticated account use sender as MAIL FROM? sender is the
+ * reverse-path's "local@domain" as the client gave it (any case), or ""
+ * for the null sender. True when sender is "", the account itself, the
+ * account with a "+tag" (alice+x@example.com), an address that leads to
+ * the account the way mail to it would (a user's own address; an alias
+ * whose targets, directly or through nested aliases at most
+ * ACCOUNTS_SEND_AS_DEPTH_MAX deep, include the account; each tried also
+ * without its "+tag"), or matches one of the account's send_as patterns.
+ * Compared case-insensitively. False when account is not in t, and when
+ * the alias walk has tried ACCOUNTS_SEND_AS_STEPS_MAX addresses without
+ * reaching the account (loops end at the depth limit). Aliases and steps
+ * are counted as recipient_resolve counts them: when mail to sender
+ * would reach the account (alias_depth_max at most 10), the account may
+ * send as sender.
+ */
+bool accounts_may_send_as(const struct account_table *t, const char *account,
+    const char *sender);
+
+/*
+ * Plus-addressing: when the local part of address has a '+' (not as its
+ * first byte), writes the address without the "+tag" ("alice+x@d" ->
+ * "alice@d") into base (ACCOUNT_ADDRESS_MAX + 1) and returns true; false
+ * when there is no tag. Case is left alone.
+ */
+bool accounts_untag(const char *address, char *base);
 
 /*
  * Hashes a password with yescrypt (crypt_gensalt_ra "$y$", then crypt_rn)

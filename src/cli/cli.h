@@ -12,13 +12,17 @@
 /* tegami init --dir DIR --domain DOMAIN [--hostname H] [--listen A]
  *             [--port-base N] [--user U] */
 int cli_init(int argc, char **argv);
-/* tegami -c CONF user add ADDRESS [--password-stdin] | del ADDRESS | list */
+/* tegami -c CONF user add ADDRESS [--password-stdin] | del ADDRESS |
+ * passwd ADDRESS [--password-stdin] | lock ADDRESS | unlock ADDRESS |
+ * send-as ADDRESS [PATTERN...] | import FILE [--domain DOMAIN] | list */
 int cli_user(const struct tegami_config *cfg, int argc, char **argv);
 /* tegami -c CONF alias add ALIAS TARGET... | del ALIAS | list */
 int cli_alias(const struct tegami_config *cfg, int argc, char **argv);
 /* tegami -c CONF ca init|issue|renew|csr|selfsign|export|show|list|
  * revoke|crl ... */
 int cli_ca(const struct tegami_config *cfg, int argc, char **argv);
+/* tegami -c CONF queue list */
+int cli_queue(const struct tegami_config *cfg, int argc, char **argv);
 /* tegami -c CONF serve [--verbose] */
 int cli_serve(struct tegami_config *cfg, int argc, char **argv);
 

@@ -283,13 +283,10 @@ test_users_errors(void)
 
 	CHECK_STR(users_error("alice@example.test\n"),
 	    "users:1: missing ':' between address and password hash");
-	CHECK_STR(users_error("#c\nalice@example.test:\n"),
-	    "users:2: missing password hash after ':'");
 	CHECK_STR(users_error("\n\nalice@example.test:secret\n"),
 	    "users:3: password hash is not a crypt(3) hash (no leading '$')");
 	CHECK_STR(users_error("alice@example.test:$y$a:b\n"),
-	    "users:1: password hash contains ':', white space or a control "
-	    "character");
+	    "users:1: unknown option \"b\" (only send_as=PATTERN)");
 	CHECK_STR(users_error("alice@example.test:$y$a b\n"),
 	    "users:1: password hash contains ':', white space or a control "
 	    "character");
@@ -327,8 +324,8 @@ test_users_errors(void)
 
 	/* Hash length: 255 fits ACCOUNT_HASH_MAX with its NUL, 256 not. */
 	memset(text, 0, sizeof(text));
-	strcpy(text, "a@example.test:$");
-	memset(text + strlen(text), 'h', 254);
+	strcpy(text, "a@example.test:$y$");
+	memset(text + strlen(text), 'h', 252);
 	CHECK_STR(users_error(text), "(parsed)");
 	strcat(text, "h");
 	CHECK_STR(users_error(text),
@@ -899,10 +896,10 @@ pty_expect(int fd, char *buf, size_t size, size_t *len, const char *want)
 	return true;
 }
 
-/* `user add ADDRESS` on a terminal: two prompts, no echo. */
+/* `user CMD ADDRESS` (add, passwd) on a terminal: two prompts, no echo. */
 static int
-tty_add(const char *address, const char *pw1, const char *pw2,
-    char *transcript, size_t size)
+tty_user(const char *cmd, const char *address, const char *pw1,
+    const char *pw2, char *transcript, size_t size)
 {
 	size_t len = 0;
 	int master, st;
@@ -914,7 +911,7 @@ tty_add(const char *address, const char *pw1, const char *pw2,
 	if (pid == -1)
 		return -1;
 	if (pid == 0) {
-		char *argv[] = { "user", "add", (char *)address, NULL };
+		char *argv[] = { "user", (char *)cmd, (char *)address, NULL };
 
 		_exit(cli_user(&test_cfg, 3, argv));
 	}
@@ -942,8 +939,8 @@ test_cli_user_tty(void)
 
 	make_tmpdir();
 	setup_cfg();
-	CHECK(tty_add("tty@example.test", "Tty-Secret-1", "Tty-Secret-1",
-	    transcript, sizeof(transcript)) == 0);
+	CHECK(tty_user("add", "tty@example.test", "Tty-Secret-1",
+	    "Tty-Secret-1", transcript, sizeof(transcript)) == 0);
 	CHECK(strstr(transcript, "Password: ") != NULL);
 	CHECK(strstr(transcript, "Password again: ") != NULL);
 	/* Never echoed. */
@@ -951,14 +948,29 @@ test_cli_user_tty(void)
 	CHECK(hash_matches(read_text(state_file("users")),
 	    "tty@example.test", "Tty-Secret-1"));
 
-	CHECK(tty_add("tty2@example.test", "one", "two", transcript,
+	CHECK(tty_user("add", "tty2@example.test", "one", "two", transcript,
 	    sizeof(transcript)) == 1);
 	CHECK(strstr(transcript, "the passwords do not match") != NULL);
-	CHECK(tty_add("tty2@example.test", "", "", transcript,
+	CHECK(tty_user("add", "tty2@example.test", "", "", transcript,
 	    sizeof(transcript)) == 1);
 	CHECK(strstr(transcript, "empty password refused") != NULL);
 	USER(&r, NULL, "list");
 	CHECK_STR(r.out, "tty@example.test\n");
+
+	/* passwd prompts the same way. */
+	CHECK(tty_user("passwd", "tty@example.test", "Tty-Secret-2",
+	    "Tty-Secret-2", transcript, sizeof(transcript)) == 0);
+	CHECK(strstr(transcript, "Password again: ") != NULL);
+	CHECK(strstr(transcript, "Tty-Secret") == NULL);
+	CHECK(hash_matches(read_text(state_file("users")),
+	    "tty@example.test", "Tty-Secret-2"));
+	CHECK(!hash_matches(read_text(state_file("users")),
+	    "tty@example.test", "Tty-Secret-1"));
+	CHECK(tty_user("passwd", "tty@example.test", "one", "two", transcript,
+	    sizeof(transcript)) == 1);
+	CHECK(strstr(transcript, "the passwords do not match") != NULL);
+	CHECK(hash_matches(read_text(state_file("users")),
+	    "tty@example.test", "Tty-Secret-2"));
 	remove_tmpdir();
 }
 
@@ -1208,6 +1220,999 @@ test_concurrent_adds(void)
 	remove_tmpdir();
 }
 
+/* The fields after the hash: lock mark, empty hash, send_as options. */
+static void
+test_parse_user_fields(void)
+{
+	const char *text =
+	    "alice@example.test:" HASH "\n"
+	    "bob@example.test:!" HASH "\n"
+	    "carol@example.test:\n"
+	    "dave@example.test:!\n"
+	    "erin@example.test : $6$salt$xyz : send_as=Shared@Example.TEST ,"
+	    " send_as = @Other.Test,send_as=*\r\n"
+	    "frank@example.test:!$2y$05$abc:send_as=f+x@remote.test\n"
+	    "gina@example.test::send_as=@example.test\n"
+	    "hal@example.test:$2a$05$abc:\n"
+	    "ivy@example.test:$2b$05$abc";
+	struct account_table *t = NULL;
+	const struct account *a;
+	char err[256];
+
+	CHECK(parse_users(text, &t, err, sizeof(err)) == 0);
+	if (t == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
+	CHECK(t->n_accounts == 9);
+	a = accounts_find_user(t, "alice@example.test");
+	CHECK(a != NULL && !a->locked && strcmp(a->hash, HASH) == 0 &&
+	    a->n_send_as == 0 && a->send_as == NULL);
+	/* The hash is kept without its lock mark. */
+	a = accounts_find_user(t, "bob@example.test");
+	CHECK(a != NULL && a->locked && strcmp(a->hash, HASH) == 0);
+	a = accounts_find_user(t, "carol@example.test");
+	CHECK(a != NULL && !a->locked && strcmp(a->hash, "") == 0);
+	a = accounts_find_user(t, "dave@example.test");
+	CHECK(a != NULL && a->locked && strcmp(a->hash, "") == 0);
+	a = accounts_find_user(t, "erin@example.test");
+	CHECK(a != NULL && !a->locked && a->n_send_as == 3);
+	if (a != NULL && a->n_send_as == 3) {
+		CHECK_STR(a->hash, "$6$salt$xyz");
+		CHECK_STR(a->send_as[0], "shared@example.test");
+		CHECK_STR(a->send_as[1], "@other.test");
+		CHECK_STR(a->send_as[2], "*");
+	}
+	a = accounts_find_user(t, "frank@example.test");
+	CHECK(a != NULL && a->locked && a->n_send_as == 1 &&
+	    strcmp(a->send_as[0], "f+x@remote.test") == 0 &&
+	    strcmp(a->hash, "$2y$05$abc") == 0);
+	a = accounts_find_user(t, "gina@example.test");
+	CHECK(a != NULL && a->hash[0] == '\0' && a->n_send_as == 1);
+	a = accounts_find_user(t, "hal@example.test");
+	CHECK(a != NULL && a->n_send_as == 0 &&
+	    strcmp(a->hash, "$2a$05$abc") == 0);
+	accounts_free(&t);
+
+	/* Without hashes: the same locks and options, no hash at all. */
+	CHECK(accounts_parse("users", text, strlen(text), NULL, NULL, 0, false,
+	    &t, err, sizeof(err)) == 0);
+	if (t == NULL)
+		return;
+	a = accounts_find_user(t, "bob@example.test");
+	CHECK(a != NULL && a->locked && a->hash == NULL);
+	a = accounts_find_user(t, "erin@example.test");
+	CHECK(a != NULL && a->hash == NULL && a->n_send_as == 3);
+	a = accounts_find_user(t, "carol@example.test");
+	CHECK(a != NULL && !a->locked && a->hash == NULL);
+	accounts_free(&t);
+}
+
+/* Every refusal of the new fields, with the line it is on. */
+static void
+test_user_fields_errors(void)
+{
+	char text[8192], *p;
+
+	CHECK_STR(users_error("a@example.test:$y$a\n#\nb@example.test:$y$b:"
+	    "color=red\n"),
+	    "users:3: unknown option \"color\" (only send_as=PATTERN)");
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=x@y.test,Send_As="
+	    "z@y.test\n"),
+	    "users:1: unknown option \"Send_As\" (only send_as=PATTERN)");
+	/* An unknown name is shown safely and shortened. */
+	CHECK_STR(users_error("a@example.test:$y$a:\x1b[31mx\n"),
+	    "users:1: unknown option \"?[31mx\" (only send_as=PATTERN)");
+	CHECK_STR(users_error("a@example.test:$y$a:"
+	    "abcdefghijklmnopqrstuvwxyz0123456789=x\n"),
+	    "users:1: unknown option \"abcdefghijklmnopqrstuvwx...\" (only "
+	    "send_as=PATTERN)");
+	CHECK_STR(users_error("\na@example.test:$y$a:send_as\n"),
+	    "users:2: option 1: send_as needs a pattern (send_as=PATTERN)");
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=*,send_as= \n"),
+	    "users:1: option 2: send_as needs a pattern (send_as=PATTERN)");
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=*,,send_as=*\n"),
+	    "users:1: option 2 is empty");
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=*,\n"),
+	    "users:1: option 2 is empty");
+	CHECK_STR(users_error("a@example.test:$y$a:,\n"),
+	    "users:1: option 1 is empty");
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=bob\n"),
+	    "users:1: option 1: bad send_as pattern: address has no '@domain'");
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=**\n"),
+	    "users:1: option 1: bad send_as pattern: address has no '@domain'");
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=@-x.test\n"),
+	    "users:1: option 1: bad send_as pattern: domain label starts "
+	    "with '-'");
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=@\n"),
+	    "users:1: option 1: bad send_as pattern: empty domain");
+	CHECK(starts_with(users_error("a@example.test:$y$a:send_as=v%x@y.test"
+	    "\n"), "users:1: option 1: bad send_as pattern: local part has"));
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=a@b@c.test\n"),
+	    "users:1: option 1: bad send_as pattern: address has more than "
+	    "one '@'");
+	CHECK_STR(users_error("a@example.test:$y$a:send_as=x@y.test:z\n"),
+	    "users:1: option 1: bad send_as pattern: domain has a character "
+	    "other than letters, digits, '-' and '.'");
+	/* A pattern longer than an address. */
+	strcpy(text, "a@example.test:$y$a:send_as=");
+	p = text + strlen(text);
+	memset(p, 'x', 330);
+	strcpy(p + 330, "@y.test\n");
+	CHECK_STR(users_error(text), "users:1: option 1: bad send_as pattern: "
+	    "pattern longer than 320 characters");
+
+	/* Hash schemes: only what crypt(3) verifies and tegami accepts. */
+	CHECK_STR(users_error("a@example.test:$y$a\nb@example.test:$1$salt$"
+	    "x\n"),
+	    "users:2: password hash scheme \"$1$\" is not accepted (yescrypt "
+	    "\"$y$\", SHA512-CRYPT \"$6$\", bcrypt \"$2b$\", \"$2y$\", "
+	    "\"$2a$\")");
+	CHECK(starts_with(users_error("a@example.test:$5$s$x\n"),
+	    "users:1: password hash scheme \"$5$\" is not accepted"));
+	CHECK(starts_with(users_error("a@example.test:$2x$05$x\n"),
+	    "users:1: password hash scheme \"$2x$\" is not accepted"));
+	CHECK(starts_with(users_error("a@example.test:$argon2id$v=19$x\n"),
+	    "users:1: password hash scheme \"$argon2id$\" is not accepted"));
+	CHECK(starts_with(users_error("a@example.test:$\n"),
+	    "users:1: password hash scheme \"$\" is not accepted"));
+	CHECK_STR(users_error("a@example.test:$y$\n"),
+	    "users:1: password hash has nothing after \"$y$\"");
+	CHECK_STR(users_error("a@example.test:!$2b$\n"),
+	    "users:1: password hash has nothing after \"$2b$\"");
+	CHECK_STR(users_error("a@example.test:!!$y$a\n"),
+	    "users:1: password hash is not a crypt(3) hash (no leading '$')");
+	CHECK_STR(users_error("a@example.test:! $y$a\n"),
+	    "users:1: password hash contains ':', white space or a control "
+	    "character");
+	CHECK_STR(users_error("a@example.test:abJnggxhB/yWI\n"),
+	    "users:1: password hash is not a crypt(3) hash (no leading '$')");
+	CHECK_STR(users_error("a@example.test:{SHA512-CRYPT}$6$a$b\n"),
+	    "users:1: password hash is not a crypt(3) hash (no leading '$')");
+	/* The accepted ones. */
+	CHECK_STR(users_error("a@example.test:$y$j9T$a$b\nb@example.test:$6$a$"
+	    "b\nc@example.test:$2b$05$a\nd@example.test:$2y$05$a\n"
+	    "e@example.test:$2a$05$a\n"), "(parsed)");
+	/* Duplicates are still found with the new fields. */
+	CHECK_STR(users_error("a@example.test:!\nA@example.test::send_as=*\n"),
+	    "users:2: duplicate user a@example.test (first on line 1)");
+}
+
+/* Builds the send-as fixture: users with patterns, aliases of every kind. */
+static struct account_table *
+send_as_table(void)
+{
+	static const char users[] =
+	    "alice@example.test:" HASH ":send_as=@shared.test\n"
+	    "bob@example.test:" HASH ":send_as=*\n"
+	    "carol@example.test:" HASH ":send_as=CEO@example.test\n"
+	    "dave@example.test:" HASH "\n"
+	    "erin@example.test:!" HASH "\n";
+	struct buf_ {
+		char p[16384];
+	} *al = malloc(sizeof(*al));
+	struct account_table *t = NULL;
+	char err[256];
+	int i;
+
+	if (al == NULL)
+		return NULL;
+	snprintf(al->p, sizeof(al->p),
+	    "staff@example.test: alice@example.test, bob@example.test\n"
+	    "all@example.test: staff@example.test, carol@example.test\n"
+	    "loop1@example.test: loop2@example.test\n"
+	    "loop2@example.test: loop1@example.test, alice@example.test\n"
+	    "self@example.test: self@example.test\n"
+	    "tagged@example.test: alice+news@example.test\n"
+	    "viatag@example.test: staff+x@example.test\n"
+	    "ext@example.test: alice@remote.test\n"
+	    "dave@example.test: alice@example.test\n"
+	    "erinlist@example.test: erin@example.test\n");
+	/* d1 -> d2 -> ... -> d10 -> alice: 10 aliases deep, the limit;
+	 * e1 -> ... -> e11 -> alice: one more. */
+	for (i = 1; i <= 9; i++)
+		snprintf(al->p + strlen(al->p), sizeof(al->p) - strlen(al->p),
+		    "d%d@example.test: d%d@example.test\n", i, i + 1);
+	for (i = 1; i <= 10; i++)
+		snprintf(al->p + strlen(al->p), sizeof(al->p) - strlen(al->p),
+		    "e%d@example.test: e%d@example.test\n", i, i + 1);
+	snprintf(al->p + strlen(al->p), sizeof(al->p) - strlen(al->p),
+	    "d10@example.test: alice@example.test\n"
+	    "e11@example.test: alice@example.test\n");
+	/* w1..w7: each names the next 20 times (as "w2+N"), an exponential
+	 * walk without a bound on steps; w8 names dave. */
+	for (i = 1; i <= 7; i++) {
+		int j;
+
+		snprintf(al->p + strlen(al->p), sizeof(al->p) - strlen(al->p),
+		    "w%d@example.test:", i);
+		for (j = 0; j < 20; j++)
+			snprintf(al->p + strlen(al->p), sizeof(al->p) -
+			    strlen(al->p), " w%d+%d@example.test", i + 1, j);
+		snprintf(al->p + strlen(al->p), sizeof(al->p) - strlen(al->p),
+		    "\n");
+	}
+	snprintf(al->p + strlen(al->p), sizeof(al->p) - strlen(al->p),
+	    "w8@example.test: dave@example.test\n");
+	if (accounts_parse("users", users, strlen(users), "aliases", al->p,
+	    strlen(al->p), false, &t, err, sizeof(err)) == -1)
+		fprintf(stderr, "send_as_table: %s\n", err);
+	free(al);
+	return t;
+}
+
+static double now_seconds(void);
+
+static void
+test_untag(void)
+{
+	char base[ACCOUNT_ADDRESS_MAX + 1];
+
+	CHECK(accounts_untag("alice+x@example.test", base));
+	CHECK_STR(base, "alice@example.test");
+	CHECK(accounts_untag("Alice+X+Y@Example.test", base));
+	CHECK_STR(base, "Alice@Example.test");
+	CHECK(accounts_untag("alice+@example.test", base));
+	CHECK_STR(base, "alice@example.test");
+	CHECK(!accounts_untag("+alice@example.test", base));
+	CHECK(!accounts_untag("alice@example.test", base));
+	CHECK(!accounts_untag("alice@ex+ample.test", base));
+	CHECK(!accounts_untag("alice+x", base));
+	CHECK(!accounts_untag("", base));
+}
+
+static void
+test_may_send_as(void)
+{
+	static const struct {
+		const char *account, *sender;
+		bool ok;
+	} cases[] = {
+		/* The null sender, for anyone who exists. */
+		{ "alice@example.test", "", true },
+		{ "nobody@example.test", "", false },
+		{ "nobody@example.test", "nobody@example.test", false },
+		/* Oneself, in any case, with a +tag. */
+		{ "alice@example.test", "alice@example.test", true },
+		{ "alice@example.test", "ALICE@Example.TEST", true },
+		{ "ALICE@EXAMPLE.TEST", "alice@example.test", true },
+		{ "alice@example.test", "alice+x@example.test", true },
+		{ "alice@example.test", "Alice+Lists.2@EXAMPLE.test", true },
+		{ "alice@example.test", "alice+x+y@example.test", true },
+		{ "alice@example.test", "alice+@example.test", true },
+		{ "alice@example.test", "+alice@example.test", false },
+		{ "alice@example.test", "alice@example.test.evil", false },
+		{ "alice@example.test", "alice@other.test", false },
+		{ "alice@example.test", "xalice@example.test", false },
+		{ "alice@example.test", "alic@example.test", false },
+		{ "alice@example.test", "alice", false },
+		{ "alice@example.test", "alice+x@other.test", false },
+		/* Other users are not one's own, even with a tag. */
+		{ "alice@example.test", "dave@example.test", false },
+		{ "alice@example.test", "dave+x@example.test", false },
+		{ "alice@example.test", "carol@example.test", false },
+		/* Aliases that lead to the account. */
+		{ "alice@example.test", "staff@example.test", true },
+		{ "bob@example.test", "staff@example.test", true },
+		{ "carol@example.test", "staff@example.test", false },
+		{ "alice@example.test", "STAFF+x@example.test", true },
+		{ "alice@example.test", "all@example.test", true },
+		{ "carol@example.test", "all@example.test", true },
+		{ "dave@example.test", "all@example.test", false },
+		{ "alice@example.test", "tagged@example.test", true },
+		{ "dave@example.test", "tagged@example.test", false },
+		{ "bob@example.test", "viatag@example.test", true },
+		{ "alice@example.test", "ext@example.test", false },
+		/* Loops end. */
+		{ "alice@example.test", "loop1@example.test", true },
+		{ "dave@example.test", "loop1@example.test", false },
+		{ "alice@example.test", "self@example.test", false },
+		/* Depth: 10 aliases are followed, 11 are not. */
+		{ "alice@example.test", "d1@example.test", true },
+		{ "alice@example.test", "d2@example.test", true },
+		{ "alice@example.test", "d10@example.test", true },
+		{ "alice@example.test", "e1@example.test", false },
+		{ "alice@example.test", "e2@example.test", true },
+		/* A locked account is still itself (it cannot log in). */
+		{ "erin@example.test", "erinlist@example.test", true },
+		/* send_as patterns. */
+		{ "alice@example.test", "anyone@shared.test", true },
+		{ "alice@example.test", "AnyOne+x@SHARED.Test", true },
+		{ "alice@example.test", "@shared.test", false },
+		{ "alice@example.test", "x@sub.shared.test", false },
+		{ "alice@example.test", "x@shared.test.evil", false },
+		{ "alice@example.test", "x@notshared.test", false },
+		{ "bob@example.test", "anything@anywhere.example", true },
+		{ "bob@example.test", "carol@example.test", true },
+		{ "carol@example.test", "ceo@example.test", true },
+		{ "carol@example.test", "CEO@EXAMPLE.TEST", true },
+		{ "carol@example.test", "ceo+x@example.test", false },
+		{ "carol@example.test", "ceo@example.test.evil", false },
+		{ "dave@example.test", "ceo@example.test", false },
+	};
+	struct account_table *t = send_as_table();
+	char big[400];
+	double t0;
+	size_t i;
+
+	CHECK(t != NULL);
+	if (t == NULL)
+		return;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool got = accounts_may_send_as(t, cases[i].account,
+		    cases[i].sender);
+
+		if (got != cases[i].ok)
+			fprintf(stderr, "may_send_as(%s, \"%s\") = %d\n",
+			    cases[i].account, cases[i].sender, got);
+		CHECK(got == cases[i].ok);
+	}
+	/* Longer than any address: only "*" lets it through. */
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big + 300, "@shared.test", 13);
+	CHECK(strlen(big) == 312);
+	CHECK(accounts_may_send_as(t, "alice@example.test", big));
+	memset(big, 'a', sizeof(big) - 1);
+	memcpy(big + sizeof(big) - 13, "@shared.test", 13);
+	CHECK(!accounts_may_send_as(t, "alice@example.test", big));
+	CHECK(accounts_may_send_as(t, "bob@example.test", big));
+	CHECK(!accounts_may_send_as(t, big, "alice@example.test"));
+	CHECK(!accounts_may_send_as(NULL, "alice@example.test", ""));
+
+	/* 20^8 paths through w1: the step bound ends the walk (false, the
+	 * account is further than the bound reaches) at once. */
+	t0 = now_seconds();
+	CHECK(!accounts_may_send_as(t, "carol@example.test",
+	    "w1@example.test"));
+	CHECK(!accounts_may_send_as(t, "alice@example.test",
+	    "w1@example.test"));
+	/* dave is found on the first path, well within the bound. */
+	CHECK(accounts_may_send_as(t, "dave@example.test", "w1@example.test"));
+	CHECK(accounts_may_send_as(t, "dave@example.test", "w7@example.test"));
+	CHECK(now_seconds() - t0 < 1.0);
+	accounts_free(&t);
+}
+
+static void
+test_public_text(void)
+{
+	const char *text =
+	    "# comment\n"
+	    "alice@example.test:" HASH "\n"
+	    "bob@example.test:!" HASH ":send_as=@shared.test\n"
+	    "\n"
+	    "carol@example.test::send_as=ceo@example.test,send_as=*\n"
+	    "dave@example.test:!\n"
+	    "Erin@Example.test : $6$s$x : send_as = E+X@Remote.Test\r\n";
+	struct account_table *t = NULL, *again = NULL;
+	const struct account *a, *b;
+	char err[256], *pub = NULL;
+	size_t len = 99, i, j;
+
+	CHECK(parse_users(text, &t, err, sizeof(err)) == 0);
+	if (t == NULL)
+		return;
+	CHECK(accounts_public_text(t, &pub, &len) == 0);
+	CHECK_STR(pub,
+	    "alice@example.test:\n"
+	    "bob@example.test:!:send_as=@shared.test\n"
+	    "carol@example.test::send_as=ceo@example.test,send_as=*\n"
+	    "dave@example.test:!\n"
+	    "erin@example.test::send_as=e+x@remote.test\n");
+	CHECK(pub != NULL && len == strlen(pub));
+	CHECK(pub != NULL && strstr(pub, "$") == NULL);
+	CHECK(accounts_parse("public", pub, len, NULL, NULL, 0, false, &again,
+	    err, sizeof(err)) == 0);
+	CHECK(again != NULL && again->n_accounts == t->n_accounts);
+	for (i = 0; again != NULL && i < t->n_accounts; i++) {
+		a = &t->accounts[i];
+		b = accounts_find_user(again, a->address);
+		CHECK(b != NULL && b == &again->accounts[i]);
+		if (b == NULL)
+			continue;
+		CHECK(b->locked == a->locked && b->hash == NULL);
+		CHECK(b->n_send_as == a->n_send_as);
+		for (j = 0; j < a->n_send_as && j < b->n_send_as; j++)
+			CHECK_STR(b->send_as[j], a->send_as[j]);
+	}
+	accounts_free(&again);
+	/* A table without hashes gives the same text. */
+	CHECK(accounts_parse("users", text, strlen(text), NULL, NULL, 0, false,
+	    &again, err, sizeof(err)) == 0);
+	{
+		char *pub2 = NULL;
+		size_t len2 = 0;
+
+		CHECK(accounts_public_text(again, &pub2, &len2) == 0);
+		CHECK(pub2 != NULL && pub != NULL && strcmp(pub, pub2) == 0);
+		free(pub2);
+	}
+	accounts_free(&again);
+	free(pub);
+	accounts_free(&t);
+
+	/* No accounts: an empty text that parses to no accounts. */
+	CHECK(parse_users("# nobody\n", &t, err, sizeof(err)) == 0);
+	CHECK(accounts_public_text(t, &pub, &len) == 0);
+	CHECK(pub != NULL && len == 0 && pub[0] == '\0');
+	free(pub);
+	accounts_free(&t);
+}
+
+/* Lock, unlock, passwd and send-as through the library: one field
+ * changes, every other byte stays. */
+static void
+test_edit_user_fields(void)
+{
+	const char *text =
+	    "# users\n"
+	    "alice@example.test:" HASH "\n"
+	    "  bob@example.test : $6$salt$xyz : send_as=@shared.test \r\n"
+	    "carol@example.test:\n"
+	    "dave@example.test:!$2b$05$abc";
+	char path[512], err[512], before[4096], want[4096];
+	char *pats[] = { "X@Shared.Test", "@Other.Test", "*", "x@shared.test",
+	    "bad" };
+	struct account_table *t = NULL;
+	const struct account *a;
+	struct stat st;
+
+	make_tmpdir();
+	snprintf(path, sizeof(path), "%s/users", tmpdir);
+	write_file(path, text, strlen(text));
+	CHECK(chmod(path, 0604) == 0);
+
+	/* lock / unlock give back the same bytes. */
+	CHECK(accounts_user_lock(path, "Alice@example.test", true, err,
+	    sizeof(err)) == 0);
+	snprintf(want, sizeof(want), "# users\nalice@example.test:!" HASH
+	    "\n  bob@example.test : $6$salt$xyz : send_as=@shared.test \r\n"
+	    "carol@example.test:\ndave@example.test:!$2b$05$abc");
+	CHECK_STR(read_text(path), want);
+	/* Locking twice changes nothing. */
+	CHECK(accounts_user_lock(path, "alice@example.test", true, err,
+	    sizeof(err)) == 0);
+	CHECK_STR(read_text(path), want);
+	CHECK(accounts_user_lock(path, "alice@example.test", false, err,
+	    sizeof(err)) == 0);
+	CHECK_STR(read_text(path), text);
+	CHECK(accounts_user_lock(path, "alice@example.test", false, err,
+	    sizeof(err)) == 0);
+	CHECK_STR(read_text(path), text);
+	CHECK(accounts_user_lock(path, "bob@example.test", true, err,
+	    sizeof(err)) == 0);
+	CHECK(strstr(read_text(path), "  bob@example.test : !$6$salt$xyz : "
+	    "send_as=@shared.test \r\n") != NULL);
+	CHECK(accounts_user_lock(path, "bob@example.test", false, err,
+	    sizeof(err)) == 0);
+	CHECK(accounts_user_lock(path, "dave@example.test", false, err,
+	    sizeof(err)) == 0);
+	CHECK(strstr(read_text(path), "\ndave@example.test:$2b$05$abc") !=
+	    NULL);
+	CHECK(accounts_user_lock(path, "dave@example.test", true, err,
+	    sizeof(err)) == 0);
+	CHECK_STR(read_text(path), text);
+	CHECK(accounts_user_lock(path, "carol@example.test", true, err,
+	    sizeof(err)) == 0);
+	CHECK(strstr(read_text(path), "\ncarol@example.test:!\n") != NULL);
+	CHECK(accounts_user_lock(path, "carol@example.test", false, err,
+	    sizeof(err)) == 0);
+	CHECK_STR(read_text(path), text);
+	CHECK(accounts_user_lock(path, "nobody@example.test", true, err,
+	    sizeof(err)) == -1);
+	CHECK_STR(err, "no such user: nobody@example.test");
+	CHECK(accounts_user_lock(path, "bad", true, err, sizeof(err)) == -1);
+	CHECK_STR(err, "bad address: address has no '@domain'");
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0604);
+
+	/* send-as: replaced, deduplicated, cleared. */
+	CHECK(accounts_user_set_send_as(path, "bob@example.test", pats, 4,
+	    err, sizeof(err)) == 0);
+	CHECK(strstr(read_text(path), "  bob@example.test : $6$salt$xyz:"
+	    "send_as=x@shared.test,send_as=@other.test,send_as=* \r\n") !=
+	    NULL);
+	CHECK(accounts_user_set_send_as(path, "bob@example.test", NULL, 0,
+	    err, sizeof(err)) == 0);
+	CHECK(strstr(read_text(path), "  bob@example.test : $6$salt$xyz \r\n")
+	    != NULL);
+	CHECK(accounts_user_set_send_as(path, "dave@example.test", pats + 2, 1,
+	    err, sizeof(err)) == 0);
+	CHECK(strstr(read_text(path), "\ndave@example.test:!$2b$05$abc:"
+	    "send_as=*") != NULL);
+	CHECK(accounts_user_set_send_as(path, "carol@example.test", pats + 1,
+	    1, err, sizeof(err)) == 0);
+	CHECK(strstr(read_text(path), "\ncarol@example.test::send_as="
+	    "@other.test\n") != NULL);
+	snprintf(before, sizeof(before), "%s", read_text(path));
+	CHECK(accounts_user_set_send_as(path, "carol@example.test", pats, 5,
+	    err, sizeof(err)) == -1);
+	CHECK_STR(err, "bad send-as pattern 5: address has no '@domain'");
+	CHECK(accounts_user_set_send_as(path, "nobody@example.test", pats, 1,
+	    err, sizeof(err)) == -1);
+	CHECK_STR(err, "no such user: nobody@example.test");
+	CHECK_STR(read_text(path), before);
+	/* The options must still fit the line limit. */
+	{
+		char *many[20], bufs[20][320], label[61];
+		int i;
+
+		/* 20 patterns of 249 bytes do not fit on a line, 10 do. */
+		memset(label, 'd', 60);
+		label[60] = '\0';
+		for (i = 0; i < 20; i++) {
+			snprintf(bufs[i], sizeof(bufs[i]), "%c%s@%s.%s.%s.test",
+			    'a' + i, label, label, label, label);
+			many[i] = bufs[i];
+		}
+		CHECK(strlen(bufs[0]) == 249);
+		CHECK(accounts_user_set_send_as(path, "carol@example.test",
+		    many, 20, err, sizeof(err)) == -1);
+		CHECK_STR(err, "the line of carol@example.test would be longer "
+		    "than 4096 bytes");
+		CHECK_STR(read_text(path), before);
+		CHECK(accounts_user_set_send_as(path, "carol@example.test",
+		    many, 10, err, sizeof(err)) == 0);
+		CHECK(parse_users(read_text(path), &t, err, sizeof(err)) == 0);
+		a = accounts_find_user(t, "carol@example.test");
+		CHECK(a != NULL && a->n_send_as == 10);
+		accounts_free(&t);
+	}
+	/* The result always parses and says what was set. */
+	CHECK(accounts_user_set_send_as(path, "carol@example.test", pats + 1,
+	    1, err, sizeof(err)) == 0);
+	CHECK(parse_users(read_text(path), &t, err, sizeof(err)) == 0);
+	a = accounts_find_user(t, "dave@example.test");
+	CHECK(a != NULL && a->locked && a->n_send_as == 1 &&
+	    strcmp(a->send_as[0], "*") == 0 &&
+	    strcmp(a->hash, "$2b$05$abc") == 0);
+	accounts_free(&t);
+
+	/* passwd: a new yescrypt hash, lock mark and options kept. */
+	CHECK(accounts_user_set_password(path, "dave@example.test", "new pw",
+	    err, sizeof(err)) == 0);
+	CHECK(parse_users(read_text(path), &t, err, sizeof(err)) == 0);
+	a = accounts_find_user(t, "dave@example.test");
+	CHECK(a != NULL && a->locked && a->n_send_as == 1 &&
+	    starts_with(a->hash, "$y$"));
+	accounts_free(&t);
+	CHECK(strstr(read_text(path), "new pw") == NULL);
+	CHECK(hash_matches(read_text(path), "dave@example.test", "new pw"));
+	CHECK(accounts_user_set_password(path, "carol@example.test", "c-pw",
+	    err, sizeof(err)) == 0);
+	CHECK(hash_matches(read_text(path), "carol@example.test", "c-pw"));
+	CHECK(strstr(read_text(path), "\ncarol@example.test:$y$") != NULL);
+	CHECK(strstr(read_text(path), ":send_as=@other.test\n") != NULL);
+	snprintf(before, sizeof(before), "%s", read_text(path));
+	CHECK(accounts_user_set_password(path, "carol@example.test", "", err,
+	    sizeof(err)) == -1);
+	CHECK_STR(err, "empty password refused");
+	CHECK(accounts_user_set_password(path, "nobody@example.test", "x", err,
+	    sizeof(err)) == -1);
+	CHECK_STR(err, "no such user: nobody@example.test");
+	CHECK(accounts_user_set_password(path, "a+b@example.test", "x", err,
+	    sizeof(err)) == -1);
+	CHECK_STR(err, "bad address: '+' is reserved for plus-addressing");
+	CHECK_STR(read_text(path), before);
+	CHECK(strstr(read_text(path), "# users\nalice@example.test:" HASH
+	    "\n") != NULL);
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0604);
+
+	/* A broken file is not edited. */
+	write_file(path, "a@example.test:$y$a\nb@example.test:$1$x\n", 40);
+	CHECK(accounts_user_lock(path, "a@example.test", true, err,
+	    sizeof(err)) == -1);
+	CHECK(strstr(err, "/users:2: password hash scheme \"$1$\"") != NULL);
+	CHECK_STR(read_text(path),
+	    "a@example.test:$y$a\nb@example.test:$1$x\n");
+	/* A missing file has no such user. */
+	unlink(path);
+	CHECK(accounts_user_lock(path, "a@example.test", true, err,
+	    sizeof(err)) == -1);
+	CHECK_STR(err, "no such user: a@example.test");
+	check_no_temp_files();
+	remove_tmpdir();
+}
+
+static const char *
+import_error(const char *text, const char *domain)
+{
+	static char err[512];
+	struct account_table *t = NULL;
+
+	err[0] = '\0';
+	if (accounts_import_parse("dovecot", text, strlen(text), domain, &t,
+	    err, sizeof(err)) == 0) {
+		accounts_free(&t);
+		return "(parsed)";
+	}
+	CHECK(t == NULL);
+	return err;
+}
+
+#define SHA512_HASH "$6$/c2zv7FtR3awjNP8$mPwZXlPYguKXpsTMUkJHyreOJ/jBuusUpXf" \
+	"SYdRwq.G4Rl69aKjWiSQatav70XiMkwiwELY3ZkrcrpPyUv5un/"
+#define BLF_HASH "$2y$05$R5jg7wdLGYq0RS4xGu0J9ODeW3BHxCXrZMS/FoedK6gBZ2OG/xUdK"
+
+static void
+test_import_parse(void)
+{
+	static const struct {
+		const char *line, *scheme;
+	} refused[] = {
+		{ "b:{SSHA}abcdef==\n", "SSHA" },
+		{ "b:{CRAM-MD5}abcdef\n", "CRAM-MD5" },
+		{ "b:{ARGON2ID}$argon2id$v=19$x\n", "ARGON2ID" },
+		{ "b:{CLEAR}pw:1000\n", "CLEAR" },
+		{ "b:{SHA512}abc\n", "SHA512" },
+		{ "b:{CRYPT}$1$salt$hash\n", "MD5-CRYPT" },
+		{ "b:$5$salt$hash\n", "SHA256-CRYPT" },
+		{ "b:abJnggxhB/yWI\n", "DES-CRYPT" },
+		{ "b:{CRYPT}$9$x$y\n", "CRYPT \"$9$\"" },
+		{ "b:$argon2i$v=19$x\n", "ARGON2" },
+		{ "b:{\x01\x02}x\n", "??" },
+	};
+	char want[512];
+	size_t i;
+	const char *text =
+	    "# Dovecot users\n"
+	    "alice@example.test:{SHA512-CRYPT}" SHA512_HASH ":1000:1000::"
+	    "/home/alice::userdb_quota_rule=*:storage=1G\n"
+	    "bob:{BLF-CRYPT}" BLF_HASH "\n"
+	    "\n"
+	    "Carol@Example.TEST:{CRYPT}" BLF_HASH ":::\n"
+	    "dave:{yescrypt}" HASH "\n"
+	    "erin:" SHA512_HASH ":1001\n"
+	    "frank:\n"
+	    "  gina  \n"
+	    "hal:{crypt}$2a$05$abc\n";
+	struct account_table *t = NULL;
+	const struct account *a;
+	char err[512];
+
+	CHECK(accounts_import_parse("dovecot", text, strlen(text),
+	    "example.test", &t, err, sizeof(err)) == 0);
+	if (t == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
+	CHECK(t->n_accounts == 8);
+	/* File order. */
+	CHECK_STR(t->accounts[0].address, "alice@example.test");
+	CHECK_STR(t->accounts[7].address, "hal@example.test");
+	a = accounts_find_user(t, "alice@example.test");
+	CHECK(a != NULL && strcmp(a->hash, SHA512_HASH) == 0 && !a->locked &&
+	    a->n_send_as == 0);
+	a = accounts_find_user(t, "bob@example.test");
+	CHECK(a != NULL && strcmp(a->hash, BLF_HASH) == 0);
+	a = accounts_find_user(t, "carol@example.test");
+	CHECK(a != NULL && strcmp(a->hash, BLF_HASH) == 0);
+	a = accounts_find_user(t, "dave@example.test");
+	CHECK(a != NULL && strcmp(a->hash, HASH) == 0);
+	a = accounts_find_user(t, "erin@example.test");
+	CHECK(a != NULL && strcmp(a->hash, SHA512_HASH) == 0);
+	/* No password: the account comes, nobody can log in to it. */
+	a = accounts_find_user(t, "frank@example.test");
+	CHECK(a != NULL && strcmp(a->hash, "") == 0);
+	a = accounts_find_user(t, "gina@example.test");
+	CHECK(a != NULL && strcmp(a->hash, "") == 0);
+	accounts_free(&t);
+
+	CHECK_STR(import_error("a:{SHA512-CRYPT}" SHA512_HASH "\n", NULL),
+	    "dovecot:1: user name \"a\" has no @domain and no default domain "
+	    "was given");
+	CHECK_STR(import_error("a@example.test:{SHA512-CRYPT}" SHA512_HASH
+	    "\n", NULL), "(parsed)");
+	/* Every scheme that cannot be imported, named, with its line. */
+	CHECK_STR(import_error("a:{SHA512-CRYPT}" SHA512_HASH "\n#\n"
+	    "b:{PLAIN}secret\n", "example.test"),
+	    "dovecot:3: scheme PLAIN cannot be imported; the user must set a "
+	    "new password");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		snprintf(want, sizeof(want), "dovecot:1: scheme %s cannot be "
+		    "imported; the user must set a new password",
+		    refused[i].scheme);
+		CHECK_STR(import_error(refused[i].line, "example.test"), want);
+	}
+	/* A declared scheme must match the hash. */
+	CHECK_STR(import_error("b:{SHA512-CRYPT}" BLF_HASH "\n", "x.test"),
+	    "dovecot:1: {SHA512-CRYPT} holds a BLF-CRYPT hash");
+	CHECK_STR(import_error("b:{BLF-CRYPT}$1$a$b\n", "x.test"),
+	    "dovecot:1: scheme MD5-CRYPT cannot be imported; the user must set "
+	    "a new password");
+	CHECK_STR(import_error("b:{SHA512-CRYPT\n", "x.test"),
+	    "dovecot:1: password field starts with '{' but has no '}'");
+	CHECK_STR(import_error("b:{SHA512-CRYPT}:1000\n", "x.test"),
+	    "dovecot:1: no hash after {SHA512-CRYPT}");
+	CHECK_STR(import_error("b:{YESCRYPT}$y$\n", "x.test"),
+	    "dovecot:1: password hash has nothing after \"$y$\"");
+	/* User names. */
+	CHECK_STR(import_error(":{PLAIN}x\n", "x.test"),
+	    "dovecot:1: empty user name");
+	CHECK_STR(import_error("a b:" SHA512_HASH "\n", "x.test"),
+	    "dovecot:1: bad user name: local part has a character that is not "
+	    "allowed (letters, digits and !#$&'*+-=?^_`{|}~ without '%', '!', "
+	    "'/', '#')");
+	CHECK_STR(import_error("a+b:" SHA512_HASH "\n", "x.test"),
+	    "dovecot:1: bad user name: '+' is reserved for plus-addressing");
+	CHECK_STR(import_error("a@b@x.test:" SHA512_HASH "\n", "x.test"),
+	    "dovecot:1: bad user name: address has more than one '@'");
+	CHECK_STR(import_error("a:" SHA512_HASH "\n", "-x.test"),
+	    "dovecot:1: bad user name: domain label starts with '-'");
+	CHECK_STR(import_error("a:\nb:\nA@X.Test:\n", "x.test"),
+	    "dovecot:3: duplicate user a@x.test (first on line 1)");
+	{
+		static const char nul[] = "a:\nb\0:\n";
+		struct account_table *t2 = NULL;
+
+		CHECK(accounts_import_parse(NULL, nul, sizeof(nul) - 1,
+		    "x.test", &t2, err, sizeof(err)) == -1);
+		CHECK_STR(err, "import:2: NUL byte");
+		CHECK(t2 == NULL);
+	}
+	/* An address that does not fit. */
+	{
+		char big[400], domain[300];
+
+		memset(big, 'a', 64);
+		big[64] = '\0';
+		strcat(big, ":\n");
+		CHECK_STR(import_error(big, "x.test"), "(parsed)");
+		/* With the default domain: 64 + 1 + 255 fits, one more not. */
+		memset(domain, 'd', 256);
+		domain[64] = domain[128] = domain[192] = '.';
+		domain[256] = '\0';
+		CHECK_STR(import_error(big, domain + 1), "(parsed)");
+		CHECK_STR(import_error(big, domain), "dovecot:1: bad user "
+		    "name: address longer than 320 characters");
+		memset(big, 'd', 330);
+		big[0] = 'a';
+		big[1] = '@';
+		big[330] = '\0';
+		strcat(big, ":\n");
+		CHECK_STR(import_error(big, "example.test"), "dovecot:1: bad "
+		    "user name: address longer than 320 characters");
+	}
+	/* Empty input. */
+	CHECK(accounts_import_parse(NULL, NULL, 0, NULL, &t, err,
+	    sizeof(err)) == 0);
+	CHECK(t != NULL && t->n_accounts == 0);
+	accounts_free(&t);
+}
+
+static void
+test_import_file(void)
+{
+	const char *users_text =
+	    "# users\n"
+	    "old@example.test:" HASH ":send_as=*\n";
+	const char *dove =
+	    "new1:{SHA512-CRYPT}" SHA512_HASH "::::::\n"
+	    "new2@example.test:{BLF-CRYPT}" BLF_HASH "\n";
+	char users[512], imp[512], err[512], want[4096];
+	struct stat st;
+	size_t n = 99;
+
+	make_tmpdir();
+	snprintf(users, sizeof(users), "%s/users", tmpdir);
+	snprintf(imp, sizeof(imp), "%s/passwd", tmpdir);
+	write_file(users, users_text, strlen(users_text));
+	CHECK(chmod(users, 0600) == 0);
+	write_file(imp, dove, strlen(dove));
+	CHECK(accounts_user_import(users, imp, "example.test", &n, err,
+	    sizeof(err)) == 0);
+	CHECK(n == 2);
+	snprintf(want, sizeof(want), "%snew1@example.test:%s\n"
+	    "new2@example.test:%s\n", users_text, SHA512_HASH, BLF_HASH);
+	CHECK_STR(read_text(users), want);
+	CHECK(stat(users, &st) == 0 && (st.st_mode & 0777) == 0600);
+
+	/* Again: the same accounts are skipped, nothing changes. */
+	CHECK(accounts_user_import(users, imp, "example.test", &n, err,
+	    sizeof(err)) == 0);
+	CHECK(n == 0);
+	CHECK_STR(read_text(users), want);
+
+	/* One bad line refuses the whole import. */
+	write_file(imp, "new3:{SHA512-CRYPT}" SHA512_HASH "\n"
+	    "new4:{PLAIN}pw\n", strlen("new3:{SHA512-CRYPT}" SHA512_HASH
+	    "\nnew4:{PLAIN}pw\n"));
+	CHECK(accounts_user_import(users, imp, "example.test", &n, err,
+	    sizeof(err)) == -1);
+	CHECK(strstr(err, "/passwd:2: scheme PLAIN cannot be imported; the "
+	    "user must set a new password") != NULL);
+	CHECK_STR(read_text(users), want);
+
+	/* An account already there with another hash, or locked. */
+	write_file(imp, "x:\nold:" SHA512_HASH "\n", strlen("x:\nold:"
+	    SHA512_HASH "\n"));
+	CHECK(accounts_user_import(users, imp, "example.test", &n, err,
+	    sizeof(err)) == -1);
+	{
+		char msg[2048];
+
+		snprintf(msg, sizeof(msg), "%s:2: user old@example.test "
+		    "already exists in %s with another password hash", imp,
+		    users);
+		CHECK_STR(err, msg);
+	}
+	CHECK_STR(read_text(users), want);
+	CHECK(accounts_user_lock(users, "new1@example.test", true, err,
+	    sizeof(err)) == 0);
+	write_file(imp, dove, strlen(dove));
+	CHECK(accounts_user_import(users, imp, "example.test", &n, err,
+	    sizeof(err)) == -1);
+	CHECK(strstr(err, ":1: user new1@example.test already exists") !=
+	    NULL);
+	/* A missing import file. */
+	unlink(imp);
+	CHECK(accounts_user_import(users, imp, "example.test", &n, err,
+	    sizeof(err)) == -1);
+	CHECK(strstr(err, "No such file or directory") != NULL);
+	/* Into a users file that does not exist yet: 0640. */
+	unlink(users);
+	write_file(imp, dove, strlen(dove));
+	CHECK(accounts_user_import(users, imp, "example.test", &n, err,
+	    sizeof(err)) == 0);
+	CHECK(n == 2);
+	CHECK(stat(users, &st) == 0 && (st.st_mode & 0777) == 0640);
+	check_no_temp_files();
+	remove_tmpdir();
+}
+
+static void
+test_cli_user_new(void)
+{
+	static const char *usage[][8] = {
+		{ "user", "passwd", NULL },
+		{ "user", "passwd", "a@example.test", "b@example.test", NULL },
+		{ "user", "lock", NULL },
+		{ "user", "lock", "a@example.test", "b@example.test", NULL },
+		{ "user", "unlock", "--all", NULL },
+		{ "user", "send-as", NULL },
+		{ "user", "send-as", "alice@example.test", "--clear", NULL },
+		{ "user", "import", NULL },
+		{ "user", "import", "FILE", "--domain", NULL },
+		{ "user", "import", "FILE", "other", NULL },
+		{ "user", "import", "FILE", "--domain", "a.test", "--domain",
+		    "b.test", NULL },
+		{ "user", "frob", NULL },
+	};
+	size_t i;
+	struct run r;
+	char path[512], want[4096];
+	const char *dove =
+	    "imp1:{SHA512-CRYPT}" SHA512_HASH "\n"
+	    "imp2@other.test:{BLF-CRYPT}" BLF_HASH "\n";
+
+	make_tmpdir();
+	setup_cfg();
+	USER(&r, "pw-a\n", "add", "alice@example.test", "--password-stdin");
+	CHECK(r.status == 0);
+	USER(&r, "pw-b\n", "add", "bob@example.test", "--password-stdin");
+	CHECK(r.status == 0);
+
+	/* passwd */
+	USER(&r, "pw-a2\n", "passwd", "ALICE@example.test",
+	    "--password-stdin");
+	CHECK(r.status == 0);
+	CHECK_STR(r.err, "");
+	CHECK(hash_matches(read_text(state_file("users")),
+	    "alice@example.test", "pw-a2"));
+	CHECK(!hash_matches(read_text(state_file("users")),
+	    "alice@example.test", "pw-a"));
+	CHECK(hash_matches(read_text(state_file("users")),
+	    "bob@example.test", "pw-b"));
+	USER(&r, "x\n", "passwd", "--password-stdin", "nobody@example.test");
+	CHECK(r.status == 1);
+	CHECK_STR(r.err, "tegami: no such user: nobody@example.test\n");
+	USER(&r, "\n", "passwd", "alice@example.test", "--password-stdin");
+	CHECK(r.status == 1);
+	CHECK_STR(r.err, "tegami: empty password refused\n");
+	USER(&r, "x\n", "passwd", "alice@example.test");
+	CHECK(r.status == 2);
+	CHECK(strstr(r.err, "--password-stdin") != NULL);
+	USER(&r, "x\n", "passwd", "bad", "--password-stdin");
+	CHECK(r.status == 1);
+	CHECK_STR(r.err, "tegami: bad: address has no '@domain'\n");
+	CHECK(hash_matches(read_text(state_file("users")),
+	    "alice@example.test", "pw-a2"));
+
+	/* lock / unlock */
+	snprintf(want, sizeof(want), "%s", read_text(state_file("users")));
+	USER(&r, NULL, "lock", "bob@example.test");
+	CHECK(r.status == 0);
+	CHECK(strstr(read_text(state_file("users")), "bob@example.test:!$y$")
+	    != NULL);
+	USER(&r, NULL, "list");
+	CHECK_STR(r.out, "alice@example.test\nbob@example.test locked\n");
+	/* passwd keeps the lock and says so. */
+	USER(&r, "pw-b2\n", "passwd", "bob@example.test", "--password-stdin");
+	CHECK(r.status == 0);
+	CHECK_STR(r.err, "tegami: bob@example.test stays locked; `tegami user "
+	    "unlock bob@example.test` lets it log in\n");
+	USER(&r, NULL, "unlock", "bob@example.test");
+	CHECK(r.status == 0);
+	CHECK(hash_matches(read_text(state_file("users")),
+	    "bob@example.test", "pw-b2"));
+	USER(&r, NULL, "lock", "nobody@example.test");
+	CHECK(r.status == 1);
+	CHECK_STR(r.err, "tegami: no such user: nobody@example.test\n");
+
+	/* send-as */
+	USER(&r, NULL, "send-as", "alice@example.test", "@Shared.test", "*",
+	    "boss@example.test");
+	CHECK(r.status == 0);
+	USER(&r, NULL, "list");
+	CHECK_STR(r.out, "alice@example.test send-as=@shared.test,*,"
+	    "boss@example.test\nbob@example.test\n");
+	USER(&r, NULL, "send-as", "alice@example.test", "nodomain");
+	CHECK(r.status == 1);
+	CHECK_STR(r.err, "tegami: bad send-as pattern 1: address has no "
+	    "'@domain'\n");
+	USER(&r, NULL, "send-as", "alice@example.test");
+	CHECK(r.status == 0);
+	USER(&r, NULL, "list");
+	CHECK_STR(r.out, "alice@example.test\nbob@example.test\n");
+
+	/* import */
+	snprintf(path, sizeof(path), "%s/dovecot-users", tmpdir);
+	write_file(path, dove, strlen(dove));
+	USER(&r, NULL, "import", path, "--domain", "example.test");
+	CHECK(r.status == 0);
+	CHECK(strstr(r.out, "imported 2 users from ") != NULL);
+	USER(&r, NULL, "list");
+	CHECK_STR(r.out, "alice@example.test\nbob@example.test\n"
+	    "imp1@example.test\nimp2@other.test\n");
+	write_file(path, "imp3:\n", 6);
+	USER(&r, NULL, "import", "--domain", "example.test", path);
+	CHECK(r.status == 0);
+	CHECK(strstr(r.out, "imported 1 user from ") != NULL);
+	USER(&r, NULL, "list");
+	CHECK(strstr(r.out, "imp3@example.test no-password\n") != NULL);
+	/* Not a local domain, an alias, no domain, a refused scheme. */
+	snprintf(want, sizeof(want), "%s", read_text(state_file("users")));
+	write_file(path, "x@elsewhere.test:\n", 18);
+	USER(&r, NULL, "import", path);
+	CHECK(r.status == 1);
+	CHECK(strstr(r.err, "x@elsewhere.test: the domain is not one of the "
+	    "domains in /etc/tegami-test.conf\n") != NULL);
+	ALIAS(&r, "add", "staff@example.test", "alice@example.test");
+	CHECK(r.status == 0);
+	write_file(path, "staff:\n", 7);
+	USER(&r, NULL, "import", path, "--domain", "example.test");
+	CHECK(r.status == 1);
+	CHECK(strstr(r.err, "staff@example.test is an alias") != NULL);
+	USER(&r, NULL, "import", path);
+	CHECK(r.status == 1);
+	CHECK(strstr(r.err, ":1: user name \"staff\" has no @domain") != NULL);
+	write_file(path, "p:{PLAIN}secret\n", 16);
+	USER(&r, NULL, "import", path, "--domain", "example.test");
+	CHECK(r.status == 1);
+	CHECK(strstr(r.err, ":1: scheme PLAIN cannot be imported; the user "
+	    "must set a new password\n") != NULL);
+	CHECK(strstr(r.err, "secret") == NULL);
+	CHECK_STR(read_text(state_file("users")), want);
+
+	/* Usage errors. */
+	for (i = 0; i < sizeof(usage) / sizeof(usage[0]); i++) {
+		int argc;
+
+		for (argc = 0; usage[i][argc] != NULL; argc++)
+			;
+		run_cli(&r, false, NULL, argc, (char **)usage[i]);
+		if (r.status != 2)
+			fprintf(stderr, "usage case %zu: %d\n", i, r.status);
+		CHECK(r.status == 2);
+		CHECK(strstr(r.err, "user send-as ADDRESS [PATTERN...]") !=
+		    NULL);
+		CHECK(strstr(r.err, "user import FILE [--domain DOMAIN]") !=
+		    NULL);
+	}
+	check_no_temp_files();
+	remove_tmpdir();
+}
+
 int
 main(void)
 {
@@ -1226,5 +2231,14 @@ main(void)
 	UNIT_RUN(test_cli_user_tty);
 	UNIT_RUN(test_cli_alias);
 	UNIT_RUN(test_concurrent_adds);
+	UNIT_RUN(test_parse_user_fields);
+	UNIT_RUN(test_user_fields_errors);
+	UNIT_RUN(test_untag);
+	UNIT_RUN(test_may_send_as);
+	UNIT_RUN(test_public_text);
+	UNIT_RUN(test_edit_user_fields);
+	UNIT_RUN(test_import_parse);
+	UNIT_RUN(test_import_file);
+	UNIT_RUN(test_cli_user_new);
 	return unit_finish();
 }
