@@ -145,18 +145,13 @@ expand(struct resolve *r, const char *address, const struct alias_frame *up,
 {
 	char base[ACCOUNT_ADDRESS_MAX + 1];
 	enum resolve_result rc;
-	const char *plus, *at;
 
 	if (++r->steps > RECIPIENT_EXPAND_STEPS_MAX)
 		return RESOLVE_BIG;
 	if (lookup(r, address, up, depth, &rc))
 		return rc;
-	at = strrchr(address, '@');
-	plus = strchr(address, '+');
-	if (at == NULL || plus == NULL || plus > at || plus == address)
+	if (!accounts_untag(address, base))
 		return RESOLVE_UNKNOWN;
-	snprintf(base, sizeof(base), "%.*s%s", (int)(plus - address), address,
-	    at);
 	if (lookup(r, base, up, depth, &rc))
 		return rc;
 	return RESOLVE_UNKNOWN;

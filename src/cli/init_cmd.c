@@ -41,10 +41,12 @@ struct init_args {
 };
 
 static const char init_users_text[] =
-    "# tegami accounts: one \"address:hash\" a line (crypt(3) hash), "
-    "written by\n"
-    "# `tegami -c CONF user add ADDRESS --password-stdin`; "
-    "\"#\" starts a comment.\n";
+    "# tegami accounts: one \"address:[!]hash[:send_as=PATTERN,...]\" a "
+    "line\n"
+    "# (crypt(3) hash; \"!\" = locked), edited with `tegami -c CONF user "
+    "add|passwd|lock|\n"
+    "# unlock|send-as|del|import`; \"#\" starts a comment. See "
+    "docs/accounts.md.\n";
 
 static const char init_aliases_text[] =
     "# tegami aliases: one \"alias@domain: target, target\" a line, "

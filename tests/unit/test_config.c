@@ -1179,7 +1179,7 @@ test_init(void)
 	snprintf(conf, sizeof(conf), "%s/users", dir);
 	again = slurp(conf, NULL);
 	CHECK(again != NULL && again[0] == '#' &&
-	    strstr(again, "\"address:hash\"") != NULL);
+	    strstr(again, "\"address:[!]hash[:send_as=PATTERN,...]\"") != NULL);
 	free(again);
 	snprintf(conf, sizeof(conf), "%s/aliases", dir);
 	again = slurp(conf, NULL);
