@@ -907,6 +907,36 @@ def test_auth_process_unavailable_is_454(server_factory):
         expect(c.cmd("NOOP"), "250 ")
 
 
+def test_auth_process_not_answering_is_454_after_the_timeout(
+        server_factory):
+    """An auth process that takes no requests (stopped) costs a login
+    454 4.7.0 after the front's 30 s timeout, never 535 or a hang; other
+    sessions are served meanwhile, and once it runs again logins work."""
+    srv = server_factory(extra_config=SUBMISSION_CONFIG)
+    auth_uid = pwd.getpwnam("tegami-auth").pw_uid
+    victims = [p for p in srv.pids() if proc_uid(p) == auth_uid]
+    assert victims, "no process runs as tegami-auth"
+    with tls_session(srv, "465") as c:
+        for p in victims:
+            os.kill(p, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            c.send(b"AUTH PLAIN " + th.plain_response(ALICE, PW[ALICE])
+                   .encode() + b"\r\n")
+            with srv.connect() as other:
+                other.ehlo()
+                expect(other.cmd("NOOP"), "250 ")
+            assert time.monotonic() - t0 < 25
+            expect(c.reply(timeout=60), "454 4.7.0")
+            assert 25 <= time.monotonic() - t0 < 60
+            expect(c.cmd("NOOP"), "250 ")
+        finally:
+            for p in victims:
+                os.kill(p, signal.SIGCONT)
+    srv.wait_log(r"no answer from the auth process")
+    expect(try_login(srv, ALICE, PW[ALICE]), "235 2.7.0")
+
+
 # ----------------------------------------------------------------------
 # swaks
 # ----------------------------------------------------------------------
