@@ -1,0 +1,68 @@
+/*
+ * Delivery status notifications (RFC 3464, RFC 3462/6522 multipart/report,
+ * RFC 6533 for internationalised messages): the bounce a sender gets when
+ * a message cannot be delivered, and the warning when it is delayed.
+ * Pure formatting: the caller supplies the facts and the original
+ * message's header section, and queues the result.
+ */
+#ifndef TEGAMI_DSN_H
+#define TEGAMI_DSN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DSN_HEADERS_MAX (64 * 1024)	/* original header bytes returned */
+
+enum dsn_action {
+	DSN_ACTION_FAILED,	/* Action: failed (a bounce) */
+	DSN_ACTION_DELAYED,	/* Action: delayed (a warning) */
+};
+
+struct dsn_recipient {
+	const char *address;		/* Final-Recipient (rfc822 or utf-8) */
+	enum dsn_action action;
+	const char *status;		/* "5.1.1"; "" -> 5.0.0 / 4.0.0 */
+	const char *remote_mta;		/* Remote-MTA dns; NULL: none */
+	const char *diagnostic;		/* Diagnostic-Code smtp; NULL: none */
+	uint64_t last_attempt;		/* Last-Attempt-Date; 0: none */
+};
+
+struct dsn_report {
+	const char *reporting_mta;	/* our hostname */
+	const char *queue_id;		/* X-Postfix-Queue-ID-like trace */
+	uint64_t arrival;		/* Arrival-Date, Unix seconds */
+	uint64_t now;			/* Date: of the report */
+	const char *sender;		/* the envelope sender: To: */
+	const char *boundary_seed;	/* unique text for the MIME boundary */
+	bool delay_warning;		/* delayed, not failed */
+	unsigned warn_hours;		/* for a warning: "for N hours" */
+	unsigned give_up_days;		/* for a warning: "until N days" */
+	const struct dsn_recipient *rcpts;
+	size_t n_rcpts;
+};
+
+/*
+ * The whole notification as an RFC 5322 message, CR LF line ends: From:
+ * "Mail Delivery System <MAILER-DAEMON@reporting_mta>", To: <sender>,
+ * Subject "Undelivered Mail Returned to Sender" (or "Delayed Mail (still
+ * being retried)"), Auto-Submitted: auto-replied (RFC 3834), Date,
+ * Message-ID, MIME-Version, Content-Type multipart/report;
+ * report-type=delivery-status; then (1) a text/plain explanation a person
+ * can read, naming each recipient and the remote server's reply; (2)
+ * message/delivery-status (message/global-delivery-status when an
+ * address or the headers are not ASCII) with per-message and
+ * per-recipient fields; (3) text/rfc822-headers (message/global-headers
+ * when not ASCII) with the original header section: orig is the
+ * original message (or its start), its header section (up to the first
+ * empty line, at most DSN_HEADERS_MAX bytes, cut at a line end) is
+ * copied with line ends normalised to CR LF. No line of the result is
+ * longer than 998 bytes (long diagnostics are folded or cut), and no
+ * caller value can add a header or break the MIME structure (CR, LF and
+ * other control bytes in values become spaces). Returns a malloc'd
+ * buffer (*len_r bytes), or NULL when the report has no recipients.
+ */
+char *dsn_format(const struct dsn_report *r, const char *orig,
+    size_t orig_len, size_t *len_r);
+
+#endif
