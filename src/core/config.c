@@ -228,6 +228,52 @@ static const struct config_setting config_settings[] = {
 	  "FROM gets 452 4.3.1 (insufficient system storage) so that senders "
 	  "retry later instead of the disk filling up. 0 turns the check "
 	  "off." },
+	{ "resolver", CT_STRING, FIELD(resolver), NULL,
+	  "the system's (/etc/resolv.conf)", 0, 0,
+	  "The DNS server outbound delivery asks for MX and address "
+	  "records: a numeric address, or ADDRESS@PORT. A local validating "
+	  "resolver (unbound) makes DNSSEC and DANE possible." },
+	{ "relay_host", CT_STRING, FIELD(relay_host), NULL,
+	  "none: deliver to each domain's MX", 0, 0,
+	  "A smarthost that takes all outbound mail: HOST or HOST:PORT "
+	  "(port 587 by default, STARTTLS required; port 465 means TLS "
+	  "from the first byte). This is how a server on a network that "
+	  "blocks outgoing port 25 (OP25B) reaches the world: through the "
+	  "ISP's submission server." },
+	{ "relay_auth_file", CT_PATH, FIELD(relay_auth_file), NULL,
+	  "none: no AUTH", 0, 0,
+	  "For relay_host: a file holding one line \"USER PASSWORD\", mode "
+	  "0600 and owned by root or user; tegami logs in with AUTH PLAIN "
+	  "(or LOGIN) over TLS." },
+	{ "outbound_tls", CT_STRING, FIELD(outbound_tls), "may", NULL, 0, 0,
+	  "TLS for outbound delivery to MX hosts: none, may (STARTTLS when "
+	  "offered, the certificate not checked: what most of the Internet "
+	  "does), encrypt (TLS required), verify (TLS and a certificate "
+	  "valid for the MX name required). The relay_host always needs "
+	  "TLS and a valid certificate." },
+	{ "queue_retry_min", CT_DURATION, FIELD(queue_retry_min), "5m", NULL,
+	  1, 86400,
+	  "The wait before the first retry of a message that could not be "
+	  "delivered; it doubles with each attempt up to queue_retry_max." },
+	{ "queue_retry_max", CT_DURATION, FIELD(queue_retry_max), "1h", NULL,
+	  1, 86400,
+	  "The longest wait between two attempts." },
+	{ "queue_max_age", CT_DURATION, FIELD(queue_max_age), "5d", NULL,
+	  60, 30 * 86400,
+	  "How long a message is retried before it is returned to its "
+	  "sender as undeliverable." },
+	{ "queue_delay_warning", CT_DURATION, FIELD(queue_delay_warning),
+	  "4h", NULL, 0, 30 * 86400,
+	  "After this long without delivery the sender gets one warning "
+	  "that the message is delayed and still being retried. 0: no "
+	  "warning." },
+	{ "outbound_connections", CT_UINT, FIELD(outbound_connections), "20",
+	  NULL, 1, 1000,
+	  "Outbound SMTP connections at once, all destinations together." },
+	{ "outbound_connections_per_domain", CT_UINT,
+	  FIELD(outbound_connections_per_domain), "4", NULL, 1, 100,
+	  "Outbound SMTP connections at once to one destination domain, so "
+	  "that a burst to one domain does not look like an attack to it." },
 };
 
 #define CONFIG_N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -714,6 +760,10 @@ config_free(struct tegami_config **cfgp)
 	free(cfg->listen);
 	free(cfg->user);
 	free(cfg->auth_user);
+	free(cfg->resolver);
+	free(cfg->relay_host);
+	free(cfg->relay_auth_file);
+	free(cfg->outbound_tls);
 	free(cfg);
 	*cfgp = NULL;
 }

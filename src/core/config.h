@@ -46,6 +46,18 @@ struct tegami_config {
 	unsigned auth_account_failure_limit;
 	unsigned alias_depth_max;	/* nested alias expansion limit */
 	uint64_t min_free_space;	/* bytes free in state_dir for MAIL */
+
+	/* Outbound delivery (the queue process). */
+	char *resolver;		/* NULL: system; "ADDR" or "ADDR@PORT" */
+	char *relay_host;	/* NULL: MX delivery; "HOST[:PORT]" */
+	char *relay_auth_file;	/* NULL: no AUTH to the relay */
+	char *outbound_tls;	/* none | may | encrypt | verify */
+	unsigned queue_retry_min;	/* seconds */
+	unsigned queue_retry_max;	/* seconds */
+	unsigned queue_max_age;		/* seconds */
+	unsigned queue_delay_warning;	/* seconds, 0: none */
+	unsigned outbound_connections;
+	unsigned outbound_connections_per_domain;
 };
 
 /*

@@ -566,6 +566,18 @@ test_bounds(void)
 	  U(alias_depth_max), 1, 100 },
 	{ "min_free_space", "0", "1T", NULL, "1099511627777", "0..1T",
 	  Q(min_free_space), 0, UINT64_C(1) << 40 },
+	{ "queue_retry_min", "1s", "1d", "0", "86401", "1s..86400s",
+	  U(queue_retry_min), 1, 86400 },
+	{ "queue_retry_max", "1s", "1d", "0", "86401", "1s..86400s",
+	  U(queue_retry_max), 1, 86400 },
+	{ "queue_max_age", "60s", "30d", "59", "2592001", "60s..2592000s",
+	  U(queue_max_age), 60, 2592000 },
+	{ "queue_delay_warning", "0", "30d", NULL, "2592001", "0s..2592000s",
+	  U(queue_delay_warning), 0, 2592000 },
+	{ "outbound_connections", "1", "1000", "0", "1001", "1..1000",
+	  U(outbound_connections), 1, 1000 },
+	{ "outbound_connections_per_domain", "1", "100", "0", "101",
+	  "1..100", U(outbound_connections_per_domain), 1, 100 },
 #undef U
 #undef Q
 	};
@@ -895,7 +907,11 @@ static const char *const all_settings[] = { "state_dir", "hostname",
     "smtp_timeout_command", "smtp_timeout_data_block", "smtp_data_deadline",
     "shutdown_grace", "auth_failure_delay_ms", "auth_failure_delay_max_ms",
     "auth_failure_window", "auth_ip_failure_limit",
-    "auth_account_failure_limit", "alias_depth_max", "min_free_space" };
+    "auth_account_failure_limit", "alias_depth_max", "min_free_space",
+    "resolver", "relay_host", "relay_auth_file", "outbound_tls",
+    "queue_retry_min", "queue_retry_max", "queue_max_age",
+    "queue_delay_warning", "outbound_connections",
+    "outbound_connections_per_domain" };
 
 static void
 test_sample(void)
@@ -982,9 +998,14 @@ test_sample(void)
 		char *copy = malloc(len * 2 + 1), *o = copy;
 
 		for (const char *p = text; *p != '\0'; p++) {
+			const char *eol = strchr(p, '\n');
+
+			/* "#key =" with no value: an optional setting
+			 * without a default (state_dir, resolver, ...). */
 			if ((p == text || p[-1] == '\n') && p[0] == '#' &&
 			    p[1] >= 'a' && p[1] <= 'z' &&
-			    strncmp(p, "#state_dir =\n", 13) != 0)
+			    !(eol != NULL && eol - p > 2 && eol[-1] == '=' &&
+			    eol[-2] == ' '))
 				continue;
 			*o++ = *p;
 		}
