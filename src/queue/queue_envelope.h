@@ -35,6 +35,43 @@
  * half-understood). Version 1 files ("version 1", "queue-id", "sender
  * <ADDR>", "recipient <ADDR>" lines, written by the fronts before this
  * format) are read as all-pending with created taken from the caller.
+ *
+ * Details this module decides (the contract above leaves them open):
+ * - Line 1 is "version 1" or "version 2"; the other keys may come in any
+ *   order, each once (recipient lines repeat, in delivery order). Every
+ *   line is "KEY SP VALUE" with exactly one space, no CR, no trailing
+ *   space; the null sender is "sender " (an empty value), likewise an
+ *   empty auth. auth is the only optional key.
+ * - Numbers are decimal digits only: no sign, no leading zero (except
+ *   "0"), no overflow (attempts fits unsigned, times uint64_t).
+ * - xtext is read as RFC 3461 4 writes it: "+" and two UPPER-case hex
+ *   digits (lower case is refused), any other byte 33..126 but "+" and
+ *   "=" as itself (also when it need not have been encoded, e.g. "+41");
+ *   "+00" (a NUL) is refused in every field. Writing always encodes
+ *   exactly the bytes outside 33..126 and "+" and "=", so the output of
+ *   queue_envelope_format is canonical.
+ * - A REMOTE or DIAGNOSTIC that is exactly "-" is written "+2D" (so that
+ *   it does not read back as none); an empty one ("") is written as none
+ *   and reads back as NULL. A pending recipient is written in the short
+ *   form when time, remote, status and diagnostic are all none.
+ * - sender, auth, recipient addresses and REMOTE are bounded by
+ *   QUEUE_ADDRESS_MAX, DIAGNOSTIC by QUEUE_DIAGNOSTIC_MAX (decoded); a
+ *   recipient address is never empty; STATUS is "class.subject.detail"
+ *   (class 2, 4 or 5, subject and detail 1 to 3 digits).
+ * - Version 1: queue-id, sender and recipient lines only, each value
+ *   "<ADDR>" taken verbatim between the first "<" and the last ">" of the
+ *   line (quoted local parts may hold spaces, "<" and ">"); body is read
+ *   as 8bitmime (the fronts took 7bit and 8bitmime without recording
+ *   which) and smtputf8 as yes when an address has a byte over 127
+ *   (the fronts refuse such addresses without SMTPUTF8).
+ * - Error line numbers count from 1; a missing key or "no recipient" is
+ *   reported at the line after the last one.
+ * - queue_envelope_store writes a temp file with a unique name
+ *   "ID.env.tmp.RANDOM" (O_EXCL, 0600), so two writers at once never
+ *   write into the same file: each renames a complete envelope and the
+ *   last rename wins (serialising updates is the caller's job). A crash
+ *   may leave "ID.env.tmp.*" files behind; load never reads them and the
+ *   queue process may delete them at start.
  */
 #ifndef TEGAMI_QUEUE_ENVELOPE_H
 #define TEGAMI_QUEUE_ENVELOPE_H
@@ -97,13 +134,20 @@ int queue_envelope_parse(const char *text, size_t len, uint64_t created_v1,
     struct queue_envelope *env, char *err, size_t errsize);
 
 /* The version 2 text of env (malloc'd, not NUL-terminated); NULL when a
- * field is over its limit. */
+ * field is over its limit. Also NULL for anything parse would refuse (a
+ * bad queue id or status, an empty recipient address, zero or more than
+ * QUEUE_RECIPIENTS_MAX recipients, an out-of-range enum) and when the
+ * text would exceed QUEUE_ENVELOPE_MAX, so that what is stored loads. */
 char *queue_envelope_format(const struct queue_envelope *env, size_t *len_r);
 
 void queue_envelope_free(struct queue_envelope *env);
 
 /* Reads queue_dir/ID.env (bounded by QUEUE_ENVELOPE_MAX; created_v1 from
- * the file's mtime). Returns 0 or -1 with err set (errno kept for I/O). */
+ * the file's mtime). Returns 0 or -1 with err set (errno kept for I/O).
+ * The file must be a regular file (O_NOFOLLOW: not a symbolic link) whose
+ * queue-id line names queue_id; a bad queue_id, a file over the limit or
+ * a parse error sets errno to EINVAL (EFBIG for the size) and err to
+ * "LINE: what" for parse errors. */
 int queue_envelope_load(const char *queue_dir, const char *queue_id,
     struct queue_envelope *env, char *err, size_t errsize);
 
@@ -116,7 +160,9 @@ int queue_envelope_store(const char *queue_dir,
     const struct queue_envelope *env, char *err, size_t errsize);
 
 /* xtext (RFC 3461 4) of len bytes into a malloc'd NUL-terminated string,
- * and back: decode returns the length or -1 (bad "+XX", or over max). */
+ * and back: decode returns the length or -1 (bad "+XX", or over max).
+ * decode writes at most max bytes to out and does not NUL-terminate them
+ * (the result may hold any byte, NUL included). */
 char *queue_xtext_encode(const char *in, size_t len);
 ssize_t queue_xtext_decode(const char *in, size_t len, char *out,
     size_t max);
