@@ -109,4 +109,64 @@ uint64_t dns_lookup_tlsa(struct dns_resolver *r, const char *host,
     unsigned port, dns_tlsa_cb cb, void *arg);
 void dns_cancel(struct dns_resolver *r, uint64_t handle);
 
+/*
+ * Additions to the contract (dns.c's own parsers and knobs, exposed for
+ * the unit tests and the queue's settings).
+ */
+
+/*
+ * Details of the lookups above, as dns.c implements them:
+ * - MX: a lone "." record is DNS_NULL_MX whatever its preference; MX
+ *   records of which none is usable (IP literals, malformed names) give
+ *   DNS_NODATA with implicit false (RFC 5321 5.1: no fallback to the
+ *   domain's address when MX records exist); a host listed twice is kept
+ *   once, with its lowest preference; over DNS_MX_MAX, the best are kept.
+ *   secure is the MX answer's (or its NODATA proof's) status.
+ * - Addresses: host may also be a numeric IPv4 or IPv6 address, returned
+ *   as it is (OK, not secure) without a query. With more than
+ *   DNS_ADDRS_MAX answers, at least DNS_ADDRS_MAX / 2 A answers are kept
+ *   when there are that many, so that both families get a try.
+ * - TLSA: OK with n_records 0 means a TLSA RRset exists but none of its
+ *   records is usable (RFC 7672 2.2: still TLS, unauthenticated);
+ *   records past DNS_TLSA_MAX are not kept.
+ * - NXDOMAIN and NODATA carry secure when their denial was validated.
+ */
+
+/* A lookup that has no answer after this long gets DNS_TEMPFAIL (what
+ * did answer is used: an A answer with AAAA still pending is OK). */
+#define DNS_TIMEOUT_DEFAULT_MS 20000
+#define DNS_TIMEOUT_MIN_MS 100
+#define DNS_TIMEOUT_MAX_MS 300000
+/* Applies to lookups started afterwards; clamped to MIN..MAX. */
+void dns_resolver_set_timeout_ms(struct dns_resolver *r, unsigned ms);
+
+/*
+ * Checks a host or domain name (RFC 5321 4.1.2 Domain: labels of letters,
+ * digits and inner hyphens, 1..63 octets, DNS_NAME_MAX in all, one
+ * trailing dot allowed; the last label must not be all digits, so that
+ * "192.0.2.1" is refused) and writes it lowercased without the trailing
+ * dot into out (outsize >= DNS_NAME_MAX + 1). Returns 0, or -1 when the
+ * name is bad or does not fit.
+ */
+int dns_name_normalize(const char *name, char *out, size_t outsize);
+
+/*
+ * Decodes one MX RDATA as libunbound hands it (preference, then the
+ * exchange name in uncompressed wire format: a compression pointer there
+ * is malformed). Returns 0 with mx_r set for a usable host, 1 for the
+ * root name "." (mx_r->host is ""), -1 when the RDATA is malformed or the
+ * host is not a usable name (bad characters, an IP literal, too long).
+ */
+int dns_mx_rdata_parse(const unsigned char *rdata, size_t len,
+    struct dns_mx *mx_r);
+
+/*
+ * Decodes one TLSA RDATA (RFC 6698 2.1). Returns 0 with tlsa_r set, or -1
+ * for a record to skip: shorter than 4 octets, association data over 64
+ * octets, or a SHA-256 (1) / SHA-512 (2) matching type whose data is not
+ * 32 / 64 octets (RFC 7671 5: such records are unusable).
+ */
+int dns_tlsa_rdata_parse(const unsigned char *rdata, size_t len,
+    struct dns_tlsa *tlsa_r);
+
 #endif
