@@ -61,6 +61,31 @@ struct dsn_report {
  * caller value can add a header or break the MIME structure (CR, LF and
  * other control bytes in values become spaces). Returns a malloc'd
  * buffer (*len_r bytes), or NULL when the report has no recipients.
+ *
+ * In detail (additions to the contract above):
+ * - NULL also when sender is NULL or empty: the null sender <> never
+ *   gets a notification (RFC 3464 2, RFC 5321 4.5.5).
+ * - The buffer is NUL-terminated after its *len_r bytes.
+ * - arrival 0: no Arrival-Date (and no Will-Retry-Until); now 0: the
+ *   current time; a time past the year 9999 leaves its field out.
+ * - Will-Retry-Until (delayed recipients) is arrival + give_up_days.
+ * - A status that is not RFC 3463 syntax with class 4 or 5 (4 only for
+ *   a delay) is replaced by the default; NULL address, remote_mta or
+ *   diagnostic count as empty, and an empty one as none.
+ * - In every caller value, control bytes become spaces, runs of spaces
+ *   one space, and ends are trimmed; non-ASCII stays only in the global
+ *   form and only as well-formed UTF-8, else it becomes '?'. The global
+ *   form (types above, utf-8 text, 8bit transfer encoding) is used when
+ *   the sender, a recipient or the copied headers hold a byte over 127;
+ *   a non-ASCII recipient is "utf-8; ADDR" (RFC 6533 3), others "rfc822".
+ * - A header section with no line end within DSN_HEADERS_MAX bytes is
+ *   left out (the third part is then empty); a last line without line
+ *   end (orig is only the start of a message) is kept. In the copied
+ *   lines, control bytes other than TAB become spaces and lines over 998
+ *   bytes are folded before white space, or cut with a space put first.
+ * - The MIME boundary is "=_tegami_" and boundary_seed (random when NULL
+ *   or empty), with a counter added while it occurs anywhere else in the
+ *   result.
  */
 char *dsn_format(const struct dsn_report *r, const char *orig,
     size_t orig_len, size_t *len_r);
