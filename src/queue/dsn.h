@@ -70,8 +70,9 @@ struct dsn_report {
  *   current time; a time past the year 9999 leaves its field out.
  * - Will-Retry-Until (delayed recipients) is arrival + give_up_days.
  * - A status that is not RFC 3463 syntax with class 4 or 5 (4 only for
- *   a delay) is replaced by the default; NULL address, remote_mta or
- *   diagnostic count as empty, and an empty one as none.
+ *   a delay) is replaced by the default. A NULL address is an empty
+ *   one; a NULL or empty (after cleaning) remote_mta or diagnostic
+ *   leaves its field out.
  * - In every caller value, control bytes become spaces, runs of spaces
  *   one space, and ends are trimmed; non-ASCII stays only in the global
  *   form and only as well-formed UTF-8, else it becomes '?'. The global
