@@ -374,7 +374,8 @@ queue_list(const struct tegami_config *cfg)
 		return 1;
 	}
 	if ((rc = queue_scan(dir, &l)) == 0) {
-		qsort(l.v, l.n, sizeof(*l.v), cmp_entry);
+		if (l.n > 0)	/* qsort(NULL, 0, ...) is undefined */
+			qsort(l.v, l.n, sizeof(*l.v), cmp_entry);
 		for (i = 0; i < l.n; i++) {
 			if (i > 0)
 				putchar('\n');
