@@ -5,7 +5,8 @@ process, no zone cuts, no DNSSEC signing.
 
 Usage:
   /usr/bin/python3 tests/dns_server.py --listen 127.0.0.1 --port N \
-      --zone FILE [--ttl SECONDS] [--log FILE]
+      --zone FILE [--ttl SECONDS] [--log FILE] \
+      [--sign APEX --anchor-out FILE]
 
 --port 0 picks a free port (the same for UDP and TCP) and prints
 "port N" before "ready".  "ready" is printed on stdout once both sockets
@@ -34,19 +35,33 @@ the query's EDNS size (512 without EDNS) are sent truncated (TC), so that
 the client retries over TCP.
 
 --log FILE appends one line per query: "QNAME QTYPE udp|tcp".
+
+--sign APEX signs the names at and below APEX (RFC 4034/4035) with a new
+ECDSA P-256 key (algorithm 13, made with the openssl command), serves its
+DNSKEY at APEX and writes "APEX. IN DNSKEY 257 3 13 ..." to --anchor-out,
+the trust anchor a validating client needs.  Signatures go to queries
+with the EDNS DO bit.  Answers and NODATA (an NSEC at the name) validate
+as secure; NXDOMAIN carries no proof, so a validator finds it bogus.  The
+directive "name BADSIG [TYPE]" spoils the signatures over the name's
+records (of that type only, when given).
 """
 
 import argparse
+import base64
 import os
 import selectors
 import signal
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
+import time
+import traceback
 
-from dnslib import (DNSHeader, DNSLabel, DNSRecord, EDNS0, QTYPE, RCODE, RR,
-                    RDMAP, SOA)
+from dnslib import (DNSBuffer, DNSHeader, DNSKEY, DNSLabel, DNSRecord, EDNS0,
+                    NSEC, QTYPE, RCODE, RR, RDMAP, RRSIG, SOA)
 
 
 def norm(name):
@@ -56,15 +71,119 @@ def norm(name):
     return name
 
 
+class CanonicalBuffer(DNSBuffer):
+    """Packs names uncompressed, as RFC 4034 6.2 wants for signing."""
+
+    def encode_name(self, name):
+        self.encode_name_nocompress(name)
+
+
+def wire(name):
+    buf = CanonicalBuffer()
+    buf.encode_name_nocompress(DNSLabel(str(name).lower()))
+    return buf.data
+
+
+def run(argv, data=None):
+    return subprocess.run(argv, input=data, stdout=subprocess.PIPE,
+                          check=True).stdout
+
+
+class Signer:
+    """One key (KSK and ZSK at once) signing the RRsets under apex."""
+
+    def __init__(self, apex, ttl):
+        self.apex = norm(apex)
+        self.ttl = ttl
+        self.dir = tempfile.mkdtemp(prefix="dns_server.")
+        self.key = os.path.join(self.dir, "key.pem")
+        run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+             "ec_paramgen_curve:P-256", "-out", self.key])
+        spki = run(["openssl", "pkey", "-in", self.key, "-pubout",
+                    "-outform", "DER"])
+        self.pub = spki[-64:]       # the point's X and Y
+        rdata = struct.pack("!HBB", 257, 3, 13) + self.pub
+        acc = 0                     # RFC 4034 appendix B
+        for i, b in enumerate(rdata):
+            acc += b if i & 1 else b << 8
+        acc += (acc >> 16) & 0xFFFF
+        self.key_tag = acc & 0xFFFF
+        now = int(time.time())
+        self.inception = now - 3600
+        self.expiration = now + 30 * 86400
+        self.cache = {}
+        self.lock = threading.Lock()
+
+    def close(self):
+        for f in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, f))
+        os.rmdir(self.dir)
+
+    def covers(self, name):
+        return name == self.apex or name.endswith("." + self.apex)
+
+    def dnskey(self):
+        return RR(DNSLabel(self.apex + "."), QTYPE.DNSKEY, ttl=self.ttl,
+                  rdata=DNSKEY(257, 3, 13, self.pub))
+
+    def anchor(self):
+        return "%s. IN DNSKEY 257 3 13 %s\n" % (
+            self.apex, base64.b64encode(self.pub).decode())
+
+    def sign(self, rrs, spoil=False):
+        owner = rrs[0].rname
+        labels = [l for l in owner.label]
+        if labels and labels[0] == b"*":
+            labels = labels[1:]
+        rtype, ttl = rrs[0].rtype, rrs[0].ttl
+        head = struct.pack("!HBBIIIH", rtype, 13, len(labels), ttl,
+                           self.expiration, self.inception,
+                           self.key_tag) + wire(self.apex + ".")
+        rdatas = []
+        for rr in rrs:
+            buf = CanonicalBuffer()
+            rr.rdata.pack(buf)
+            rdatas.append(bytes(buf.data))
+        data = head + b"".join(
+            wire(owner) + struct.pack("!HHIH", rtype, 1, ttl, len(rd)) + rd
+            for rd in sorted(set(rdatas)))
+        with self.lock:
+            sig = self.cache.get(data)
+            if sig is None:
+                sig = self.ecdsa(data)
+                self.cache[data] = sig
+        if spoil:
+            sig = bytes([sig[0] ^ 0xFF]) + sig[1:]
+        return RR(owner, QTYPE.RRSIG, ttl=ttl,
+                  rdata=RRSIG(rtype, 13, len(labels), ttl, self.expiration,
+                              self.inception, self.key_tag,
+                              self.apex + ".", sig))
+
+    def ecdsa(self, data):
+        der = run(["openssl", "dgst", "-sha256", "-sign", self.key], data)
+        # SEQUENCE { INTEGER r, INTEGER s } to r || s, 32 octets each.
+        pos, out = 2, b""
+        if der[1] & 0x80:
+            pos += der[1] & 0x7F
+        for _ in range(2):
+            length = der[pos + 1]
+            value = int.from_bytes(der[pos + 2:pos + 2 + length], "big")
+            out += value.to_bytes(32, "big")
+            pos += 2 + length
+        return out
+
+
 class Zone:
-    def __init__(self, path, ttl):
+    def __init__(self, path, ttl, signer=None):
         self.path = path
         self.ttl = ttl
+        self.signer = signer
         self.load()
 
     def load(self):
         records = {}      # name -> list of RR
         actions = {}      # (name, qtype or None) -> SERVFAIL|REFUSED|DROP
+        spoiled = set()   # (name, qtype or None): signatures spoiled
         delays = {}       # name -> seconds
         with open(self.path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
@@ -83,6 +202,12 @@ class Zone:
                         qtype = getattr(QTYPE, rest[0].upper())
                     actions[(name, qtype)] = rtype
                     continue
+                if rtype == "BADSIG":
+                    qtype = None
+                    if rest:
+                        qtype = getattr(QTYPE, rest[0].upper())
+                    spoiled.add((name, qtype))
+                    continue
                 if rtype == "DELAY":
                     delays[name] = float(rest[0])
                     continue
@@ -92,11 +217,19 @@ class Zone:
                 # Names in values are absolute: add the dot dnslib wants.
                 rest = [t if not self._is_name(rtype, i, t) or t.endswith(".")
                         else t + "." for i, t in enumerate(rest)]
+                if self.signer is not None:
+                    # Signed data is canonical: names in RDATA lowercased.
+                    rest = [t.lower() if self._is_name(rtype, i, t) else t
+                            for i, t in enumerate(rest)]
                 rdata = RDMAP[rtype].fromZone(rest)
                 rr = RR(DNSLabel(name + "."), getattr(QTYPE, rtype), ttl=self.ttl,
                         rdata=rdata)
                 records.setdefault(name, []).append(rr)
+        if self.signer is not None:
+            records.setdefault(self.signer.apex, []).append(
+                self.signer.dnskey())
         self.records, self.actions, self.delays = records, actions, delays
+        self.spoiled = spoiled
 
     @staticmethod
     def _is_name(rtype, index, token):
@@ -112,7 +245,11 @@ class Zone:
 
 class Server:
     def __init__(self, args):
-        self.zone = Zone(args.zone, args.ttl)
+        self.signer = Signer(args.sign, args.ttl) if args.sign else None
+        if self.signer is not None and args.anchor_out:
+            with open(args.anchor_out, "w", encoding="ascii") as f:
+                f.write(self.signer.anchor())
+        self.zone = Zone(args.zone, args.ttl, self.signer)
         self.zone_lock = threading.Lock()
         self.log = open(args.log, "a", encoding="utf-8") if args.log else None
         self.log_lock = threading.Lock()
@@ -155,6 +292,8 @@ class Server:
 
     def soa(self, qname):
         top = qname.rsplit(".", 1)[-1] if qname else ""
+        if self.signer is not None and self.signer.covers(qname):
+            top = self.signer.apex
         apex = DNSLabel(top + ".") if top else DNSLabel(".")
         return RR(apex, QTYPE.SOA, ttl=self.zone.ttl,
                   rdata=SOA(apex.add("ns"), apex.add("hostmaster"),
@@ -162,6 +301,14 @@ class Server:
 
     def answer(self, data, proto):
         """Returns (delay seconds, reply bytes or None for no reply)."""
+        try:
+            return self.answer_or_raise(data, proto)
+        except Exception:
+            # A bug here must show, but not stop the server.
+            traceback.print_exc()
+            return 0, None
+
+    def answer_or_raise(self, data, proto):
         try:
             query = DNSRecord.parse(data)
         except Exception:
@@ -188,7 +335,8 @@ class Server:
             elif action == "REFUSED":
                 reply.header.rcode = RCODE.REFUSED
             else:
-                self.fill(zone, reply, qname, q.qtype)
+                do = bool(edns) and edns[0].edns_do
+                self.fill(zone, reply, qname, q.qtype, do)
         packed = reply.pack()
         if proto == "udp":
             limit = 512
@@ -202,28 +350,51 @@ class Server:
                 packed = trunc.pack()
         return delay, packed
 
-    def fill(self, zone, reply, qname, qtype):
+    def fill(self, zone, reply, qname, qtype, do):
         seen = set()
         name = qname
+
+        def signed(rrs, owner):
+            if (do and self.signer is not None and
+                    self.signer.covers(owner)):
+                spoil = ((owner, None) in zone.spoiled or
+                         (owner, rrs[0].rtype) in zone.spoiled)
+                return [self.signer.sign(rrs, spoil)]
+            return []
+
         while True:
             rrs = zone.records.get(name, [])
             match = [rr for rr in rrs
                      if rr.rtype == qtype or qtype == QTYPE.ANY]
             if match:
                 reply.add_answer(*match)
+                reply.add_answer(*signed(match, name))
                 return
             cname = [rr for rr in rrs if rr.rtype == QTYPE.CNAME]
             if cname and name not in seen:
                 seen.add(name)
                 reply.add_answer(cname[0])
+                reply.add_answer(*signed(cname[:1], name))
                 name = norm(cname[0].rdata.label)
                 continue
+            soa = self.soa(name)
+            reply.add_auth(soa)
+            reply.add_auth(*signed([soa], norm(soa.rname)))
             if not zone.exists(name):
                 if name == qname:
                     reply.header.rcode = RCODE.NXDOMAIN
-                reply.add_auth(self.soa(name))
                 return
-            reply.add_auth(self.soa(name))
+            if do and self.signer is not None and self.signer.covers(name):
+                # NODATA proof: an NSEC at the name without the type,
+                # its next name the name's first possible child.
+                types = sorted({QTYPE.get(rr.rtype) for rr in rrs} |
+                               {"RRSIG", "NSEC"})
+                label = DNSLabel(name + ".")
+                nsec = RR(label, QTYPE.NSEC, ttl=zone.ttl,
+                          rdata=NSEC(DNSLabel((b"\x00",) + label.label),
+                                     types))
+                reply.add_auth(nsec)
+                reply.add_auth(*signed([nsec], name))
             return
 
     def send_later(self, delay, fn):
@@ -304,6 +475,8 @@ def main():
     ap.add_argument("--zone", required=True)
     ap.add_argument("--ttl", type=int, default=60)
     ap.add_argument("--log")
+    ap.add_argument("--sign", metavar="APEX")
+    ap.add_argument("--anchor-out", metavar="FILE")
     args = ap.parse_args()
 
     parent = os.getppid()
@@ -330,6 +503,8 @@ def main():
             key.data()
     server.udp.close()
     server.tcp.close()
+    if server.signer is not None:
+        server.signer.close()
     return 0
 
 

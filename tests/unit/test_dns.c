@@ -2,7 +2,8 @@
  * Tests for src/dns: the name and RDATA parsers byte by byte, then real
  * lookups through libunbound against tests/dns_server.py on 127.0.0.1
  * (MX order and shuffling, RFC 5321 5.1 implicit MX, RFC 7505 null MX,
- * A/AAAA, TLSA, failures, timeouts, cancel and free with queries pending).
+ * A/AAAA, TLSA, failures, timeouts, cancel and free with queries pending,
+ * and DNSSEC: secure, bogus and insecure answers from a signed zone).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,11 +24,17 @@
 #include "dns/dns.h"
 #include "unit.h"
 
+/* A running tests/dns_server.py. */
+struct server {
+	pid_t pid;
+	unsigned port;
+	char zone_path[PATH_MAX], log_path[PATH_MAX];
+	char anchor_path[PATH_MAX];	/* --sign only */
+};
+
 static struct event_base *base;
-static pid_t server_pid = -1;
-static unsigned server_port;
 static char tmpdir[] = "/tmp/test_dns.XXXXXX";
-static char zone_path[PATH_MAX], log_path[PATH_MAX];
+static struct server srv = { .pid = -1 }, signed_srv = { .pid = -1 };
 static struct dns_resolver *res;
 static bool in_call;		/* a lookup call is running */
 static int cb_inside_call;	/* callbacks that ran inside one */
@@ -153,8 +160,13 @@ write_file(const char *path, const char *text)
 	return fclose(f);
 }
 
+/*
+ * Starts tests/dns_server.py on a free 127.0.0.1 port with zone text, in
+ * tmpdir under files named for name; sign_apex non-NULL signs the zone.
+ */
 static int
-start_server(void)
+start_server(struct server *sv, const char *name, const char *text,
+    const char *sign_apex)
 {
 	char script[PATH_MAX], buf[256], *p;
 	size_t len = 0;
@@ -168,23 +180,32 @@ start_server(void)
 		    __FILE__);
 		return -1;
 	}
-	if (mkdtemp(tmpdir) == NULL)
+	snprintf(sv->zone_path, sizeof(sv->zone_path), "%s/%s.zone", tmpdir,
+	    name);
+	snprintf(sv->log_path, sizeof(sv->log_path), "%s/%s.queries",
+	    tmpdir, name);
+	snprintf(sv->anchor_path, sizeof(sv->anchor_path), "%s/%s.anchor",
+	    tmpdir, name);
+	if (write_file(sv->zone_path, text) == -1 ||
+	    write_file(sv->log_path, "") == -1 || pipe(fds) == -1)
 		return -1;
-	snprintf(zone_path, sizeof(zone_path), "%s/zone", tmpdir);
-	snprintf(log_path, sizeof(log_path), "%s/queries", tmpdir);
-	if (write_file(zone_path, zone) == -1 || write_file(log_path, "") ==
-	    -1 || pipe(fds) == -1)
+	sv->pid = fork();
+	if (sv->pid == -1)
 		return -1;
-	server_pid = fork();
-	if (server_pid == -1)
-		return -1;
-	if (server_pid == 0) {
+	if (sv->pid == 0) {
 		dup2(fds[1], STDOUT_FILENO);
 		close(fds[0]);
 		close(fds[1]);
-		execl("/usr/bin/python3", "python3", script, "--listen",
-		    "127.0.0.1", "--port", "0", "--zone", zone_path, "--log",
-		    log_path, (char *)NULL);
+		if (sign_apex != NULL)
+			execl("/usr/bin/python3", "python3", script,
+			    "--listen", "127.0.0.1", "--port", "0", "--zone",
+			    sv->zone_path, "--log", sv->log_path, "--sign",
+			    sign_apex, "--anchor-out", sv->anchor_path,
+			    (char *)NULL);
+		else
+			execl("/usr/bin/python3", "python3", script,
+			    "--listen", "127.0.0.1", "--port", "0", "--zone",
+			    sv->zone_path, "--log", sv->log_path, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -206,7 +227,7 @@ start_server(void)
 	buf[len] = '\0';
 	if (strstr(buf, "ready\n") == NULL ||
 	    (p = strstr(buf, "port ")) == NULL ||
-	    (server_port = (unsigned)strtoul(p + 5, NULL, 10)) == 0) {
+	    (sv->port = (unsigned)strtoul(p + 5, NULL, 10)) == 0) {
 		fprintf(stderr, "dns_server.py did not start: \"%s\"\n", buf);
 		return -1;
 	}
@@ -214,26 +235,26 @@ start_server(void)
 }
 
 static void
-stop_server(void)
+stop_server(struct server *sv)
 {
 	int status, i;
 
-	if (server_pid <= 0)
+	if (sv->pid <= 0)
 		return;
-	kill(server_pid, SIGTERM);
+	kill(sv->pid, SIGTERM);
 	for (i = 0; i < 50; i++) {
-		if (waitpid(server_pid, &status, WNOHANG) == server_pid)
+		if (waitpid(sv->pid, &status, WNOHANG) == sv->pid)
 			break;
 		usleep(100000);
 	}
 	if (i == 50) {
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, &status, 0);
+		kill(sv->pid, SIGKILL);
+		waitpid(sv->pid, &status, 0);
 	}
-	server_pid = -1;
-	unlink(zone_path);
-	unlink(log_path);
-	rmdir(tmpdir);
+	sv->pid = -1;
+	unlink(sv->zone_path);
+	unlink(sv->log_path);
+	unlink(sv->anchor_path);
 }
 
 static struct dns_resolver *
@@ -372,7 +393,7 @@ static char *
 query_log(void)
 {
 	static char buf[1 << 16];
-	FILE *f = fopen(log_path, "r");
+	FILE *f = fopen(srv.log_path, "r");
 	size_t n = 0;
 
 	buf[0] = '\0';
@@ -836,14 +857,14 @@ test_mx_many(void)
 		    39 - i, i);
 		strcat(z, line);
 	}
-	snprintf(path, sizeof(path), "%s.new", zone_path);
+	snprintf(path, sizeof(path), "%s.new", srv.zone_path);
 	f = fopen(path, "w");
 	CHECK(f != NULL);
 	if (f != NULL) {
 		fputs(z, f);
 		fclose(f);
-		CHECK(rename(path, zone_path) == 0);
-		kill(server_pid, SIGHUP);
+		CHECK(rename(path, srv.zone_path) == 0);
+		kill(srv.pid, SIGHUP);
 		usleep(500000);	/* the server polls its signals */
 	}
 	free(z);
@@ -1140,7 +1161,7 @@ test_free_pending(void)
 
 	/* Freed with queries in flight: no callback, no leak (ASan). */
 	cancel_calls = 0;
-	r = resolver_for(server_port);
+	r = resolver_for(srv.port);
 	CHECK(r != NULL);
 	if (r == NULL)
 		return;
@@ -1163,14 +1184,14 @@ test_free_pending(void)
 	CHECK(cancel_calls == 0);
 
 	/* Never used at all. */
-	r = resolver_for(server_port);
+	r = resolver_for(srv.port);
 	CHECK(r != NULL);
 	dns_resolver_free(&r);
 	dns_resolver_free(&r);	/* NULL: no effect */
 
 	/* Freed from inside a callback while others are pending. */
 	cancel_calls = 0;
-	cancel_res = resolver_for(server_port);
+	cancel_res = resolver_for(srv.port);
 	CHECK(cancel_res != NULL);
 	if (cancel_res == NULL)
 		return;
@@ -1194,7 +1215,7 @@ test_timeouts(void)
 	int fd;
 
 	/* A name the server never answers; AAAA never answered, A is. */
-	r = resolver_for(server_port);
+	r = resolver_for(srv.port);
 	CHECK(r != NULL);
 	if (r == NULL)
 		return;
@@ -1266,7 +1287,7 @@ test_bogus(void)
 	CHECK(write_file(ta, "test. IN DS 12345 13 2 "
 	    "0123456789ABCDEF0123456789ABCDEF"
 	    "0123456789ABCDEF0123456789ABCDEF\n") == 0);
-	snprintf(fwd, sizeof(fwd), "127.0.0.1@%u", server_port);
+	snprintf(fwd, sizeof(fwd), "127.0.0.1@%u", srv.port);
 	r = dns_resolver_new(base, fwd, ta, err, sizeof(err));
 	CHECK(r != NULL);
 	if (r == NULL) {
@@ -1282,6 +1303,122 @@ test_bogus(void)
 	unlink(ta);
 }
 
+static const char signed_zone[] =
+    "example.test MX 10 mx.example.test\n"
+    "mx.example.test A 127.0.0.2\n"
+    "mx.example.test AAAA 2001:db8::2\n"
+    "_25._tcp.mx.example.test TLSA 3 1 1 "
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+    "implicit.test A 127.0.0.6\n"
+    "nodata.test TXT hello\n"
+    "alias.test CNAME example.test\n"
+    "spoilt.test MX 10 mx.example.test\n"
+    "spoilt.test A 127.0.0.7\n"
+    "spoilt.test BADSIG\n"
+    "halfbad.test A 127.0.0.8\n"
+    "halfbad.test AAAA 2001:db8::8\n"
+    "halfbad.test BADSIG AAAA\n"
+    "_25._tcp.tlsabad.test TLSA 3 1 1 "
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+    "_25._tcp.tlsabad.test BADSIG\n"
+    "tlsabad.test A 127.0.0.9\n"
+    "example.org MX 10 mx.example.org\n"
+    "mx.example.org A 127.0.0.10\n";
+
+static void
+test_dnssec(void)
+{
+	char fwd[64], err[256];
+	struct dns_resolver *r;
+	struct dns_mx_result m;
+	struct dns_addr_result a;
+	struct dns_tlsa_result t;
+
+	/* A zone signed under test., its key the trust anchor. */
+	if (start_server(&signed_srv, "signed", signed_zone, "test") == -1) {
+		CHECK(!"signed dns_server.py started");
+		return;
+	}
+	snprintf(fwd, sizeof(fwd), "127.0.0.1@%u", signed_srv.port);
+	r = dns_resolver_new(base, fwd, signed_srv.anchor_path, err,
+	    sizeof(err));
+	CHECK(r != NULL);
+	if (r == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return;
+	}
+
+	m = mx_of(r, "example.test");
+	CHECK(m.status == DNS_OK);
+	CHECK(m.secure);
+	CHECK(m.n_hosts == 1);
+	CHECK_STR(m.hosts[0].host, "mx.example.test");
+	m = mx_of(r, "alias.test");
+	CHECK(m.status == DNS_OK);
+	CHECK(m.secure);
+	a = addrs_of(r, "mx.example.test", 25);
+	CHECK(a.status == DNS_OK);
+	CHECK(a.secure);
+	CHECK(a.n_addrs == 2);
+	t = tlsa_of(r, "mx.example.test", 25);
+	CHECK(t.status == DNS_OK);
+	CHECK(t.secure);
+	CHECK(t.n_records == 1);
+
+	/* Proven absence: NODATA, and the implicit MX after it. */
+	m = mx_of(r, "nodata.test");
+	CHECK(m.status == DNS_NODATA);
+	CHECK(m.secure);
+	m = mx_of(r, "implicit.test");
+	CHECK(m.status == DNS_OK);
+	CHECK(m.implicit);
+	CHECK(m.secure);
+	t = tlsa_of(r, "example.test", 25);	/* NXDOMAIN, unproven */
+	CHECK(t.status == DNS_BOGUS);
+	CHECK(!t.secure);
+
+	/* Bad signatures: bogus, nothing returned. */
+	m = mx_of(r, "spoilt.test");
+	CHECK(m.status == DNS_BOGUS);
+	CHECK(!m.secure);
+	CHECK(m.n_hosts == 0);
+	a = addrs_of(r, "spoilt.test", 25);
+	CHECK(a.status == DNS_BOGUS);
+	CHECK(a.n_addrs == 0);
+	t = tlsa_of(r, "tlsabad.test", 25);
+	CHECK(t.status == DNS_BOGUS);
+	CHECK(t.n_records == 0);
+	/* The AAAA answer is bogus: only the A answer is used. */
+	a = addrs_of(r, "halfbad.test", 25);
+	CHECK(a.status == DNS_OK);
+	CHECK(a.secure);
+	CHECK(a.n_addrs == 1);
+	CHECK(has_addr(&a, 0, 1, "127.0.0.8", 25));
+	/* A forged NXDOMAIN (no proof) is bogus, not permanent. */
+	m = mx_of(r, "nope.test");
+	CHECK(m.status == DNS_BOGUS);
+
+	/* Outside the trust anchor: answers, never secure. */
+	m = mx_of(r, "example.org");
+	CHECK(m.status == DNS_OK);
+	CHECK(!m.secure);
+	CHECK(m.n_hosts == 1);
+	dns_resolver_free(&r);
+
+	/* Without a trust anchor nothing is secure, nothing bogus. */
+	r = resolver_for(signed_srv.port);
+	CHECK(r != NULL);
+	if (r == NULL)
+		return;
+	m = mx_of(r, "example.test");
+	CHECK(m.status == DNS_OK);
+	CHECK(!m.secure);
+	m = mx_of(r, "spoilt.test");
+	CHECK(m.status == DNS_OK);
+	CHECK(!m.secure);
+	dns_resolver_free(&r);
+}
+
 int
 main(void)
 {
@@ -1293,16 +1430,19 @@ main(void)
 	UNIT_RUN(test_name_normalize);
 	UNIT_RUN(test_mx_rdata);
 	UNIT_RUN(test_tlsa_rdata);
-	if (start_server() == -1) {
+	if (mkdtemp(tmpdir) == NULL ||
+	    start_server(&srv, "plain", zone, NULL) == -1) {
 		unit_tests_failed++;
-		stop_server();
+		stop_server(&srv);
+		rmdir(tmpdir);
 		return unit_finish();
 	}
 	UNIT_RUN(test_resolver_setup);
-	res = resolver_for(server_port);
+	res = resolver_for(srv.port);
 	if (res == NULL) {
 		unit_tests_failed++;
-		stop_server();
+		stop_server(&srv);
+		rmdir(tmpdir);
 		return unit_finish();
 	}
 	UNIT_RUN(test_mx_order);
@@ -1318,9 +1458,12 @@ main(void)
 	UNIT_RUN(test_timeouts);
 	UNIT_RUN(test_bogus);
 	UNIT_RUN(test_mx_many);
+	UNIT_RUN(test_dnssec);
 	UNIT_RUN(test_callbacks_outside_calls);
 	dns_resolver_free(&res);
-	stop_server();
+	stop_server(&srv);
+	stop_server(&signed_srv);
+	rmdir(tmpdir);
 	event_base_free(base);
 	return unit_finish();
 }
