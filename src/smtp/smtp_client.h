@@ -62,8 +62,9 @@ struct smtp_client_params {
 	const char *sender;		/* "" for <> */
 	const char *const *rcpts;	/* addresses without <> */
 	size_t n_rcpts;
-	int msg_fd;			/* the content, read with pread from 0 */
-	uint64_t msg_size;
+	int msg_fd;			/* the content, read with pread */
+	uint64_t msg_offset;		/* where it starts in msg_fd */
+	uint64_t msg_size;		/* its bytes from msg_offset on */
 	bool smtputf8;			/* needs SMTPUTF8 (refused when the
 					 * peer lacks it: permanent 5.6.7) */
 	bool eightbit;			/* BODY=8BITMIME */
@@ -106,11 +107,73 @@ typedef void (*smtp_client_cb)(void *arg,
  * Starts the session; cb runs exactly once, later (never inside this
  * call), unless smtp_client_cancel is called first. params and the
  * strings it points to must stay valid until then; msg_fd is not closed.
+ *
+ * Details of the contract (additions):
+ * - result and result->rcpts are valid only during cb; the client is freed
+ *   when cb returns, so cb must not call smtp_client_cancel.
+ * - msg_size bytes are read from msg_fd at msg_offset (pread, 64 KiB at a
+ *   time); a file shorter than that fails the session (TEMPFAIL, the
+ *   final dot is never sent). The content is sent with CR LF line ends whatever it holds: a
+ *   bare CR or LF goes out as CR LF, lines are dot-stuffed, a missing
+ *   final CR LF is added (RFC 5321 2.3.8, 4.5.2; security-tests.md 43).
+ * - A recipient (or sender) holding a control byte is never sent: that
+ *   recipient (or every one) is PERMFAIL 5.1.3 (5.1.7) at once.
+ * - SMTP_TLS_DANE calls SSL_CTX_dane_enable(tls_ctx) itself (it does
+ *   nothing when already enabled). Only DANE-TA(2) and DANE-EE(3) records
+ *   are used (RFC 7672 3.1.3); with none usable the session is encrypted
+ *   but not authenticated (RFC 7672 2.2) and verified stays false. In the
+ *   other policies the certificate is still checked against peer_name and
+ *   the trust store so that verified can be reported, but only VERIFY
+ *   and DANE fail the session when it does not verify.
+ * - implicit_tls uses TLS whatever the policy (NONE and MAY then mean an
+ *   unverified session); the TLS handshake has the command timeout.
+ * - MAY: a STARTTLS refused with a reply goes on in plaintext; a failed
+ *   handshake is a session failure with try_next_host.
+ * - AUTH (PLAIN when offered, else LOGIN) is only sent over TLS; not
+ *   offered or no TLS is a session failure with try_next_host. A 4xx
+ *   reply to AUTH is a session failure with try_next_host; a 5xx (535 bad
+ *   credentials) makes every recipient TEMPFAIL with that reply as the
+ *   diagnostic and try_next_host false: a wrong smarthost password must
+ *   not bounce mail at once, and the next host would refuse it too.
+ * - A 5xx greeting is treated like a 4xx one (try_next_host; Postfix's
+ *   smtp_skip_5xx_greeting). HELO is used when EHLO gets 5xx; EHLO 4xx
+ *   is a session failure with try_next_host.
+ * - SMTPUTF8 needed but not offered: every recipient PERMFAIL 5.6.7, no
+ *   MAIL is sent. A SIZE limit below msg_size: PERMFAIL 5.3.4, likewise.
+ * - 421 at any point ends the session: undecided recipients TEMPFAIL,
+ *   try_next_host when no recipient was DELIVERED or PERMFAIL by the peer.
+ * - A malformed or hostile reply (a line over SMTP_REPLY_LINE_MAX, a bare
+ *   LF, a NUL, a code changing within a reply, too many lines, a reply
+ *   nobody asked for) ends the session the same way; diagnostics hold
+ *   only printable ASCII.
+ * - Timeouts count from the command (not from the last byte), so a peer
+ *   that drips a byte at a time cannot stretch them. data_block restarts
+ *   whenever the peer takes content.
  */
 struct smtp_client *smtp_client_start(struct event_base *base,
     const struct smtp_client_params *params, smtp_client_cb cb, void *arg);
 
-/* Closes the connection at once; the callback will not run. */
+/* Closes the connection at once; the callback will not run. NULL is
+ * allowed. */
 void smtp_client_cancel(struct smtp_client *c);
+
+/*
+ * Dot-stuffing with line-end repair (RFC 5321 4.5.2), exposed for tests:
+ * the output does not depend on how the input is split. CR LF, a bare CR
+ * and a bare LF each end a line and are written as CR LF; a line that
+ * starts with "." gets another one.
+ */
+struct smtp_client_dotstuff {
+	bool bol;		/* at the start of a line */
+	bool cr;		/* a CR was seen and not yet written */
+};
+
+void smtp_client_dotstuff_init(struct smtp_client_dotstuff *st);
+/* Writes at most 2 * len + 2 bytes to out; returns how many. */
+size_t smtp_client_dotstuff(struct smtp_client_dotstuff *st,
+    const char *in, size_t len, char *out);
+/* The end: a CR LF if the content did not end with one, then ".\r\n".
+ * Writes at most 5 bytes; returns how many. */
+size_t smtp_client_dotstuff_end(struct smtp_client_dotstuff *st, char *out);
 
 #endif

@@ -1,2 +1,2114 @@
+/*
+ * Tests for the outbound SMTP client (smtp_client.c): dot-stuffing in
+ * every split against a reference, then whole sessions on a libevent loop
+ * against tests/smtp_peer.py, a scriptable fake server on 127.0.0.1
+ * (pipelining, per-recipient outcomes, TLS policies, DANE, AUTH, hostile
+ * replies from security-tests.md 42, wire hygiene from 43, timeouts,
+ * cancellation). Needs /usr/bin/python3 and the openssl command.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "smtp/smtp_client.h"
+#include "smtp/smtp_reply.h"
 #include "unit.h"
-int main(void) { return unit_finish(); }
+
+#define PYTHON "/usr/bin/python3"
+#define T_SECS 5		/* default timeouts: a broken test ends */
+#define MAX_RCPTS 8
+
+static char tmpdir[PATH_MAX];
+static char peer_py[PATH_MAX];
+static char ca_crt[PATH_MAX], chain_crt[PATH_MAX], leaf_key[PATH_MAX];
+static char leaf_crt[PATH_MAX];
+static SSL_CTX *ctx_ca;		/* trusts the test CA */
+static SSL_CTX *ctx_none;	/* trusts nothing */
+static SSL_CTX *ctx_dane;
+static int n_peers;
+
+static const char *const rcpts1[] = { "a@x.test" };
+static const char *const rcpts3[] = { "a@x.test", "b@x.test", "c@x.test" };
+#define MSG_SIMPLE "Subject: t\r\n\r\nhello\r\n"
+static const char msg_simple[] = MSG_SIMPLE;
+
+/* Files and processes */
+
+static char *
+slurp(const char *path, size_t *len_r)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t cap = 0, len = 0, n;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (len + 65536 + 1 > cap) {
+			cap = (len + 65536 + 1) * 2;
+			buf = xreallocarray(buf, cap, 1);
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	if (len_r != NULL)
+		*len_r = len;
+	return buf;
+}
+
+static bool
+spit(const char *path, const char *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write_all(fd, buf, len) == 0;
+	close(fd);
+	return ok;
+}
+
+static int
+run_cmd(char *const argv[])
+{
+	pid_t pid = fork();
+	int st, devnull;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A message file; returns its descriptor. */
+static int
+msg_file(const char *content, size_t len)
+{
+	char path[PATH_MAX];
+	static int n;
+	int fd;
+
+	path_join(path, sizeof(path), "%s/msg%d", tmpdir, ++n);
+	if (!spit(path, content, len))
+		return -1;
+	fd = open(path, O_RDONLY);
+	unlink(path);
+	return fd;
+}
+
+struct peer {
+	pid_t pid;
+	int port;
+	char dir[PATH_MAX];
+	char record[PATH_MAX];
+	char data[PATH_MAX];
+};
+
+/* Starts smtp_peer.py with a script written with ' for " (JSON). */
+static bool
+peer_start(struct peer *pe, const char *script)
+{
+	char path[PATH_MAX], buf[64], *json, *q;
+	struct pollfd pfd;
+	size_t got = 0;
+	int fds[2];
+	ssize_t n;
+
+	memset(pe, 0, sizeof(*pe));
+	path_join(pe->dir, sizeof(pe->dir), "%s/peer%d", tmpdir, ++n_peers);
+	if (mkdir(pe->dir, 0700) < 0)
+		return false;
+	path_join(path, sizeof(path), "%s/script.json", pe->dir);
+	path_join(pe->record, sizeof(pe->record), "%s/record", pe->dir);
+	path_join(pe->data, sizeof(pe->data), "%s/data", pe->dir);
+	json = xstrdup(script);
+	for (q = json; *q != '\0'; q++)
+		if (*q == '\'')
+			*q = '"';
+	if (!spit(path, json, strlen(json))) {
+		free(json);
+		return false;
+	}
+	free(json);
+	if (pipe(fds) < 0)
+		return false;
+	pe->pid = fork();
+	if (pe->pid < 0)
+		return false;
+	if (pe->pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execl(PYTHON, PYTHON, peer_py, "--script", path, "--record",
+		    pe->record, "--data", pe->data, "--cert", chain_crt,
+		    "--key", leaf_key, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	pfd.fd = fds[0];
+	pfd.events = POLLIN;
+	while (got < sizeof(buf) - 1 && memchr(buf, '\n', got) == NULL) {
+		if (poll(&pfd, 1, 10000) <= 0)
+			break;
+		if ((n = read(fds[0], buf + got, sizeof(buf) - 1 - got)) <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fds[0]);
+	buf[got] = '\0';
+	if (sscanf(buf, "ready %d", &pe->port) != 1) {
+		fprintf(stderr, "peer did not start: \"%s\"\n", buf);
+		kill(pe->pid, SIGKILL);
+		waitpid(pe->pid, NULL, 0);
+		return false;
+	}
+	return true;
+}
+
+/* Waits for the peer (killing it after wait_ms) and returns its record. */
+static char *
+peer_finish(struct peer *pe, int wait_ms)
+{
+	int st, i;
+
+	for (i = 0; i < wait_ms / 10; i++) {
+		if (waitpid(pe->pid, &st, WNOHANG) == pe->pid) {
+			pe->pid = 0;
+			break;
+		}
+		usleep(10000);
+	}
+	if (pe->pid != 0) {
+		kill(pe->pid, SIGKILL);
+		waitpid(pe->pid, &st, 0);
+		pe->pid = 0;
+	}
+	return slurp(pe->record, NULL);
+}
+
+/* The recv() number that brought the first command starting with cmd;
+ * -1 if none. */
+static int
+rec_batch(const char *rec, const char *cmd)
+{
+	const char *p = rec;
+	int batch;
+	size_t cl = strlen(cmd);
+
+	while ((p = strchr(p, 'C')) != NULL) {
+		const char *colon;
+
+		if ((p == rec || p[-1] == '\n') &&
+		    sscanf(p, "C%d: ", &batch) == 1 &&
+		    (colon = strstr(p, ": ")) != NULL &&
+		    strncmp(colon + 2, cmd, cl) == 0)
+			return batch;
+		p++;
+	}
+	return -1;
+}
+
+static bool
+rec_has(const char *rec, const char *s)
+{
+	return rec != NULL && strstr(rec, s) != NULL;
+}
+
+/* The client on a loop */
+
+struct run {
+	struct event_base *base;
+	int calls;
+	bool in_start;
+	bool cb_in_start;
+	struct smtp_client_result res;
+	struct smtp_client_rcpt rcpts[MAX_RCPTS];
+	uint64_t ms;
+	struct smtp_client *client;
+	int cancel_after_ms;
+};
+
+static void
+run_cb(void *arg, const struct smtp_client_result *r)
+{
+	struct run *run = arg;
+	size_t n = r->n_rcpts < MAX_RCPTS ? r->n_rcpts : MAX_RCPTS;
+
+	run->calls++;
+	if (run->in_start)
+		run->cb_in_start = true;
+	run->res = *r;
+	memcpy(run->rcpts, r->rcpts, n * sizeof(*r->rcpts));
+	run->res.rcpts = run->rcpts;
+	event_base_loopexit(run->base, NULL);
+}
+
+static void
+guard_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *run = arg;
+
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(run->base);
+}
+
+static void
+cancel_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *run = arg;
+
+	(void)fd;
+	(void)what;
+	smtp_client_cancel(run->client);
+	run->client = NULL;
+}
+
+static void
+client_run(const struct smtp_client_params *p, struct run *run)
+{
+	struct timeval tv = { .tv_sec = 40 };
+	struct event *guard, *cancel = NULL;
+	uint64_t t0;
+
+	run->base = event_base_new();
+	guard = evtimer_new(run->base, guard_cb, run);
+	evtimer_add(guard, &tv);
+	t0 = monotonic_ms();
+	run->in_start = true;
+	run->client = smtp_client_start(run->base, p, run_cb, run);
+	run->in_start = false;
+	CHECK(run->client != NULL);
+	if (run->cancel_after_ms == 0) {
+		smtp_client_cancel(run->client);
+		run->client = NULL;
+		/* Let anything left run: nothing must call back. */
+		tv.tv_sec = 0;
+		tv.tv_usec = 300000;
+		evtimer_add(guard, &tv);
+	} else if (run->cancel_after_ms > 0) {
+		struct timeval ctv = { .tv_sec = run->cancel_after_ms / 1000,
+		    .tv_usec = (run->cancel_after_ms % 1000) * 1000 };
+
+		cancel = evtimer_new(run->base, cancel_cb, run);
+		evtimer_add(cancel, &ctv);
+		tv.tv_sec = 1;
+		tv.tv_usec = 0;
+		evtimer_add(guard, &tv);
+	}
+	event_base_dispatch(run->base);
+	run->ms = monotonic_ms() - t0;
+	CHECK(!run->cb_in_start);
+	if (cancel != NULL)
+		event_free(cancel);
+	event_free(guard);
+	event_base_free(run->base);
+}
+
+static struct sockaddr_in peer_sin;
+static int msg_fd_simple = -1;
+
+static void
+params_init(struct smtp_client_params *p, int port,
+    const char *const *rcpts, size_t n)
+{
+	memset(p, 0, sizeof(*p));
+	memset(&peer_sin, 0, sizeof(peer_sin));
+	peer_sin.sin_family = AF_INET;
+	peer_sin.sin_port = htons((uint16_t)port);
+	peer_sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	p->addr = (struct sockaddr *)&peer_sin;
+	p->addr_len = sizeof(peer_sin);
+	p->peer_name = "mx.test.example";
+	p->helo_name = "client.test";
+	p->tls = SMTP_TLS_NONE;
+	p->sender = "from@a.test";
+	p->rcpts = rcpts;
+	p->n_rcpts = n;
+	p->msg_fd = msg_fd_simple;
+	p->msg_size = sizeof(msg_simple) - 1;
+	p->timeouts.connect = T_SECS;
+	p->timeouts.banner = T_SECS;
+	p->timeouts.command = T_SECS;
+	p->timeouts.data_init = T_SECS;
+	p->timeouts.data_block = T_SECS;
+	p->timeouts.data_final = T_SECS;
+}
+
+/*
+ * One session: starts the peer with script, runs the client with
+ * p (port filled in), returns the peer's record (caller frees) or NULL.
+ */
+static char *
+session(const char *script, struct smtp_client_params *p, struct run *run,
+    struct peer *pe)
+{
+	memset(run, 0, sizeof(*run));
+	run->cancel_after_ms = -1;
+	if (!peer_start(pe, script)) {
+		CHECK(!"peer started");
+		return NULL;
+	}
+	peer_sin.sin_port = htons((uint16_t)pe->port);
+	client_run(p, run);
+	CHECK(run->calls == 1);
+	return peer_finish(pe, 3000);
+}
+
+static bool
+data_is(const struct peer *pe, const char *want, size_t wlen)
+{
+	size_t len;
+	char *d = slurp(pe->data, &len);
+	bool ok = d != NULL && len == wlen && memcmp(d, want, len) == 0;
+
+	if (!ok)
+		fprintf(stderr, "  data: %zu bytes, expected %zu\n",
+		    d != NULL ? len : 0, wlen);
+	free(d);
+	return ok;
+}
+
+static void
+check_all(const struct run *run, size_t n, enum smtp_rcpt_outcome o,
+    int code)
+{
+	size_t i;
+
+	CHECK(run->res.n_rcpts == n);
+	for (i = 0; i < n && i < MAX_RCPTS; i++) {
+		if (run->rcpts[i].outcome != o || run->rcpts[i].code != code)
+			fprintf(stderr, "  rcpt %zu: outcome %d code %d: %s "
+			    "(error: %s)\n", i, (int)run->rcpts[i].outcome,
+			    run->rcpts[i].code, run->rcpts[i].diagnostic,
+			    run->res.error);
+		CHECK(run->rcpts[i].outcome == o);
+		CHECK(run->rcpts[i].code == code);
+		/* Diagnostics are one printable line. */
+		CHECK(strchr(run->rcpts[i].diagnostic, '\n') == NULL);
+		CHECK(strchr(run->rcpts[i].diagnostic, '\r') == NULL);
+	}
+}
+
+/* Dot-stuffing */
+
+/* An independent reference: split into lines, stuff, join with CR LF. */
+static size_t
+ref_stuff(const char *in, size_t len, char *out)
+{
+	size_t i = 0, o = 0, start;
+
+	while (i < len) {
+		start = i;
+		while (i < len && in[i] != '\r' && in[i] != '\n')
+			i++;
+		if (in[start] == '.' && start < i)
+			out[o++] = '.';
+		memcpy(out + o, in + start, i - start);
+		o += i - start;
+		out[o++] = '\r';
+		out[o++] = '\n';
+		if (i + 1 < len && in[i] == '\r' && in[i + 1] == '\n')
+			i += 2;
+		else if (i < len)
+			i++;
+	}
+	memcpy(out + o, ".\r\n", 3);
+	return o + 3;
+}
+
+/* Feeds in, cut at the given points (ascending, < len). */
+static size_t
+stuff_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
+    char *out)
+{
+	struct smtp_client_dotstuff st;
+	size_t o = 0, from = 0, k, n, piece;
+
+	smtp_client_dotstuff_init(&st);
+	for (k = 0; k <= ncuts; k++) {
+		piece = (k < ncuts ? cuts[k] : len) - from;
+		n = smtp_client_dotstuff(&st, in + from, piece, out + o);
+		CHECK(n <= 2 * piece + 2);
+		o += n;
+		from += piece;
+	}
+	n = smtp_client_dotstuff_end(&st, out + o);
+	CHECK(n <= 5);
+	return o + n;
+}
+
+static void
+check_stuff(const char *in, size_t len, const char *want, size_t wlen)
+{
+	char out[512], ref[512];
+	size_t cuts[64], n, i, j;
+
+	n = stuff_split(in, len, NULL, 0, out);
+	if (want != NULL && (n != wlen || memcmp(out, want, n) != 0)) {
+		fprintf(stderr, "  dotstuff golden mismatch for %zu bytes\n",
+		    len);
+		CHECK(!"golden");
+	}
+	CHECK(ref_stuff(in, len, ref) == n && memcmp(ref, out, n) == 0);
+	/* Every single cut, every pair of cuts, and byte by byte. */
+	for (i = 1; i < len; i++) {
+		cuts[0] = i;
+		CHECK(stuff_split(in, len, cuts, 1, out) == n &&
+		    memcmp(ref, out, n) == 0);
+		for (j = i + 1; j < len; j++) {
+			cuts[1] = j;
+			CHECK(stuff_split(in, len, cuts, 2, out) == n &&
+			    memcmp(ref, out, n) == 0);
+		}
+	}
+	for (i = 1; i < len && i <= 64; i++)
+		cuts[i - 1] = i;
+	if (len > 1 && len <= 64) {
+		CHECK(stuff_split(in, len, cuts, len - 1, out) == n &&
+		    memcmp(ref, out, n) == 0);
+	}
+}
+
+#define STUFF(in, want) check_stuff(in, sizeof(in) - 1, want, \
+    sizeof(want) - 1)
+
+static void
+test_dotstuff(void)
+{
+	static const char alphabet[] = ".\r\na";
+	char in[40];
+	size_t i, j, len;
+	unsigned seed = 12345;
+
+	STUFF("", ".\r\n");
+	STUFF("a", "a\r\n.\r\n");
+	STUFF("a\r\n", "a\r\n.\r\n");
+	STUFF(".", "..\r\n.\r\n");
+	STUFF(".\r\n", "..\r\n.\r\n");
+	STUFF("..\r\n", "...\r\n.\r\n");
+	STUFF("a\r\n.b\r\n", "a\r\n..b\r\n.\r\n");
+	STUFF("x.\r\n.", "x.\r\n..\r\n.\r\n");
+	STUFF("\r\n\r\n", "\r\n\r\n.\r\n");
+	STUFF("\r\n.\r\n", "\r\n..\r\n.\r\n");
+	/* Bare line ends become CR LF, so no bare "\n.\n" reaches the wire
+	 * (security-tests.md 43). */
+	STUFF("a\n.\nb", "a\r\n..\r\nb\r\n.\r\n");
+	STUFF("a\r.\rb", "a\r\n..\r\nb\r\n.\r\n");
+	STUFF("a\r", "a\r\n.\r\n");
+	STUFF("a\r\r\nb", "a\r\n\r\nb\r\n.\r\n");
+	STUFF("\n", "\r\n.\r\n");
+	STUFF("\r", "\r\n.\r\n");
+	STUFF("\r.", "\r\n..\r\n.\r\n");
+	STUFF("a.b\r\n", "a.b\r\n.\r\n");
+	/* The worst growth: every byte doubles. */
+	STUFF("\n\n\n\n", "\r\n\r\n\r\n\r\n.\r\n");
+	STUFF("\r.\r.\r.", "\r\n..\r\n..\r\n..\r\n.\r\n");
+
+	for (i = 0; i < 3000; i++) {
+		len = (seed = seed * 1103515245 + 12345) >> 16;
+		len %= sizeof(in);
+		for (j = 0; j < len; j++) {
+			seed = seed * 1103515245 + 12345;
+			in[j] = alphabet[(seed >> 16) % 4];
+		}
+		check_stuff(in, len, NULL, 0);
+	}
+}
+
+/* Sessions: delivery */
+
+static void
+test_plain_no_pipelining(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, mail[64];
+	int b_mail, b_r1, b_r2, b_data;
+
+	params_init(&p, 0, rcpts3, 2);
+	/* Slow replies: a client that did not wait would be seen. */
+	rec = session("{'ehlo': ['250-peer.test', '250-8BITMIME', "
+	    "'250 SIZE 100000'], "
+	    "'mail': {'lines': ['250 2.1.0 ok'], 'delay': 0.05}, "
+	    "'rcpt': {'lines': ['250 2.1.5 ok'], 'delay': 0.05}, "
+	    "'data': {'lines': ['354 go'], 'delay': 0.05}}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_DELIVERED, 250);
+	CHECK_STR(run.rcpts[0].status, "2.0.0");
+	CHECK(strstr(run.rcpts[0].diagnostic, "250 2.0.0 queued") != NULL);
+	CHECK(!run.res.try_next_host && !run.res.tls && !run.res.verified);
+	CHECK_STR(run.res.error, "");
+	snprintf(mail, sizeof(mail), "MAIL FROM:<from@a.test> SIZE=%zu",
+	    sizeof(msg_simple) - 1);
+	CHECK(rec_has(rec, mail));
+	CHECK(rec_has(rec, ": EHLO client.test\n"));
+	CHECK(rec_has(rec, ": QUIT\n"));
+	b_mail = rec_batch(rec, "MAIL");
+	b_r1 = rec_batch(rec, "RCPT TO:<a@x.test>");
+	b_r2 = rec_batch(rec, "RCPT TO:<b@x.test>");
+	b_data = rec_batch(rec, "DATA");
+	CHECK(b_mail > 0 && b_mail < b_r1 && b_r1 < b_r2 && b_r2 < b_data);
+	CHECK(data_is(&pe, MSG_SIMPLE ".\r\n", sizeof(msg_simple) + 2));
+	free(rec);
+}
+
+static void
+test_plain_pipelining(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+	int b;
+
+	params_init(&p, 0, rcpts3, 3);
+	rec = session("{'ehlo': ['250-peer.test', '250 PIPELINING']}",
+	    &p, &run, &pe);
+	check_all(&run, 3, SMTP_RCPT_DELIVERED, 250);
+	/* RFC 2920: MAIL, every RCPT and DATA in one write. */
+	b = rec_batch(rec, "MAIL FROM:<from@a.test>\n");
+	CHECK(b > 0);
+	CHECK(rec_batch(rec, "RCPT TO:<a@x.test>") == b);
+	CHECK(rec_batch(rec, "RCPT TO:<c@x.test>") == b);
+	CHECK(rec_batch(rec, "DATA") == b);
+	CHECK(data_is(&pe, MSG_SIMPLE ".\r\n", sizeof(msg_simple) + 2));
+	free(rec);
+}
+
+static void
+test_byte_by_byte_replies(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	/* Every reply arrives one byte at a time: lines are reassembled. */
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'chunk': 1, 'ehlo': ['250-peer.test', "
+	    "'250-PIPELINING', '250 SIZE'], 'rcpt': {'a@x.test': "
+	    "['250-first', '250 2.1.5 second'], 'b@x.test': "
+	    "'550 5.1.1 no such user'}}", &p, &run, &pe);
+	CHECK(run.rcpts[0].outcome == SMTP_RCPT_DELIVERED);
+	CHECK(run.rcpts[1].outcome == SMTP_RCPT_PERMFAIL);
+	CHECK(run.rcpts[1].code == 550);
+	CHECK_STR(run.rcpts[1].status, "5.1.1");
+	CHECK(rec_has(rec, "MAIL FROM:<from@a.test> SIZE="));
+	free(rec);
+}
+
+static void
+test_dotstuff_wire(void)
+{
+	static const char content[] = ".\r\n..\r\n.x\r\nx.\r\n\r\n.\r\n"
+	    "bare\n.\nlf\r.\rcr\r\n. \r\nlast";
+	static const char want[] = "..\r\n...\r\n..x\r\nx.\r\n\r\n..\r\n"
+	    "bare\r\n..\r\nlf\r\n..\r\ncr\r\n.. \r\nlast\r\n.\r\n";
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, rcpts1, 1);
+	p.msg_fd = msg_file(content, sizeof(content) - 1);
+	p.msg_size = sizeof(content) - 1;
+	rec = session("{}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(data_is(&pe, want, sizeof(want) - 1));
+	close(p.msg_fd);
+	free(rec);
+
+	/* The content starts at msg_offset (the queue file's envelope
+	 * comes first). */
+	params_init(&p, 0, rcpts1, 1);
+	p.msg_fd = msg_file("ENVELOPE\n.x\r\n" MSG_SIMPLE "TRAILER",
+	    sizeof("ENVELOPE\n.x\r\n" MSG_SIMPLE "TRAILER") - 1);
+	p.msg_offset = sizeof("ENVELOPE\n") - 1;
+	p.msg_size = sizeof(".x\r\n" MSG_SIMPLE) - 1;
+	rec = session("{}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(data_is(&pe, "..x\r\n" MSG_SIMPLE ".\r\n",
+	    sizeof("..x\r\n" MSG_SIMPLE ".\r\n") - 1));
+	close(p.msg_fd);
+	free(rec);
+
+	/* An empty message is just the dot. */
+	params_init(&p, 0, rcpts1, 1);
+	p.msg_fd = msg_file("", 0);
+	p.msg_size = 0;
+	rec = session("{}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(data_is(&pe, ".\r\n", 3));
+	close(p.msg_fd);
+	free(rec);
+}
+
+/* A message of about size bytes whose dots fall at block boundaries. */
+static char *
+big_message(size_t size, size_t *len_r)
+{
+	char *m = xmalloc(size + 1100);	/* the last line runs over */
+	size_t len = 0, n = 0;
+
+	while (len < size) {
+		size_t ll = 1 + (n * 7919) % 997;
+
+		/* A dot-led line starting right at each 64 KiB boundary,
+		 * and one ending right before it. */
+		if ((len + ll + 2) % 65536 == 0 || len % 65536 == 65535)
+			m[len++] = '.';
+		if (n % 5 == 0)
+			m[len++] = '.';
+		memset(m + len, 'a' + (char)(n % 26), ll);
+		len += ll;
+		m[len++] = '\r';
+		m[len++] = '\n';
+		n++;
+	}
+	*len_r = len;
+	return m;
+}
+
+static void
+test_big_message(bool tls)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, *m, *want;
+	size_t len, wlen;
+
+	m = big_message(tls ? 1500000 : 3000000, &len);
+	want = xmalloc(2 * len + 8);
+	wlen = ref_stuff(m, len, want);
+	params_init(&p, 0, rcpts1, 1);
+	p.msg_fd = msg_file(m, len);
+	p.msg_size = len;
+	if (tls) {
+		p.tls = SMTP_TLS_VERIFY;
+		p.tls_ctx = ctx_ca;
+	}
+	rec = session("{'ehlo': ['250-peer.test', '250-STARTTLS', "
+	    "'250 PIPELINING'], 'ehlo_tls': ['250-peer.test', "
+	    "'250 PIPELINING']}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(run.res.tls == tls && run.res.verified == tls);
+	CHECK(data_is(&pe, want, wlen));
+	close(p.msg_fd);
+	free(m);
+	free(want);
+	free(rec);
+}
+
+static void
+test_big_plain(void)
+{
+	test_big_message(false);
+}
+
+static void
+test_big_tls(void)
+{
+	test_big_message(true);
+}
+
+static void
+test_rcpt_mix(bool pipelining)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, script[600];
+
+	snprintf(script, sizeof(script), "{'ehlo': ['250-peer.test', "
+	    "'250 %s'], 'rcpt': {'a@x.test': '250 2.1.5 ok', 'b@x.test': "
+	    "'450 4.2.0 greylisted', 'c@x.test': '550 5.1.1 no such user'}}",
+	    pipelining ? "PIPELINING" : "8BITMIME");
+	params_init(&p, 0, rcpts3, 3);
+	rec = session(script, &p, &run, &pe);
+	CHECK(run.rcpts[0].outcome == SMTP_RCPT_DELIVERED);
+	CHECK(run.rcpts[0].code == 250);
+	CHECK(run.rcpts[1].outcome == SMTP_RCPT_TEMPFAIL);
+	CHECK(run.rcpts[1].code == 450);
+	CHECK_STR(run.rcpts[1].status, "4.2.0");
+	CHECK_STR(run.rcpts[1].diagnostic, "450 4.2.0 greylisted");
+	CHECK(run.rcpts[2].outcome == SMTP_RCPT_PERMFAIL);
+	CHECK(run.rcpts[2].code == 550);
+	CHECK_STR(run.rcpts[2].status, "5.1.1");
+	CHECK_STR(run.rcpts[2].diagnostic, "550 5.1.1 no such user");
+	CHECK(!run.res.try_next_host);
+	CHECK(data_is(&pe, MSG_SIMPLE ".\r\n", sizeof(msg_simple) + 2));
+	free(rec);
+}
+
+static void
+test_rcpt_mix_plain(void)
+{
+	test_rcpt_mix(false);
+}
+
+static void
+test_rcpt_mix_pipelined(void)
+{
+	test_rcpt_mix(true);
+}
+
+static void
+test_all_rcpt_failed(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	/* One at a time: no DATA at all. */
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'rcpt': {'a@x.test': '550 5.1.1 no', 'b@x.test': "
+	    "'451 4.3.0 later'}}", &p, &run, &pe);
+	CHECK(run.rcpts[0].outcome == SMTP_RCPT_PERMFAIL);
+	CHECK(run.rcpts[1].outcome == SMTP_RCPT_TEMPFAIL);
+	CHECK(rec_batch(rec, "DATA") < 0);
+	CHECK(rec_has(rec, ": QUIT\n"));
+	CHECK(!rec_has(rec, "\nDATA "));
+	free(rec);
+
+	/* Pipelined: DATA went with the batch and is refused. */
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'ehlo': ['250-peer.test', '250 PIPELINING'], "
+	    "'rcpt': '550 5.1.1 no', 'data': '554 5.5.1 no valid recipients'}",
+	    &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 550);
+	CHECK(rec_batch(rec, "DATA") > 0);
+	CHECK(!rec_has(rec, "\nDATA "));
+	CHECK(rec_has(rec, ": QUIT\n"));
+	free(rec);
+
+	/* Pipelined, and the server says 354 anyway: a lone dot (RFC 2920
+	 * 3.1), and its 250 delivers nothing. */
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'ehlo': ['250-peer.test', '250 PIPELINING'], "
+	    "'rcpt': '550 5.1.1 no'}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 550);
+	CHECK(data_is(&pe, ".\r\n", 3));
+	CHECK(rec_has(rec, ": QUIT\n"));
+	free(rec);
+}
+
+static void
+test_mail_refused(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'mail': '451 4.3.0 try later'}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 451);
+	CHECK_STR(run.rcpts[0].status, "4.3.0");
+	CHECK(run.res.try_next_host);
+	CHECK(rec_batch(rec, "RCPT") < 0);
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'mail': '550 5.7.1 sender refused'}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 550);
+	CHECK(!run.res.try_next_host);
+	CHECK(strstr(run.res.error, "550 5.7.1 sender refused") != NULL);
+	free(rec);
+
+	/* Pipelined: the RCPT and DATA replies after a refused MAIL are
+	 * not outcomes. */
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'ehlo': ['250-peer.test', '250 PIPELINING'], "
+	    "'mail': '550 5.7.1 sender refused', 'rcpt': '503 5.5.1 no MAIL',"
+	    " 'data': '503 5.5.1 no valid recipients'}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 550);
+	CHECK(!rec_has(rec, "\nDATA "));
+	free(rec);
+}
+
+static void
+test_data_refused(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'rcpt': {'a@x.test': '550 5.1.1 no', '*': '250 ok'},"
+	    " 'data': '451 4.3.1 no space'}", &p, &run, &pe);
+	CHECK(run.rcpts[0].outcome == SMTP_RCPT_PERMFAIL);
+	CHECK(run.rcpts[1].outcome == SMTP_RCPT_TEMPFAIL);
+	CHECK(run.rcpts[1].code == 451);
+	CHECK(!rec_has(rec, "\nDATA "));
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'data': '554 5.6.0 no'}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 554);
+	free(rec);
+}
+
+static void
+test_final_refused(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'final': '451 4.3.0 queue full'}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 451);
+	CHECK(!run.res.try_next_host);
+	CHECK(data_is(&pe, MSG_SIMPLE ".\r\n", sizeof(msg_simple) + 2));
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'final': ['554-5.7.1 spam', '554 5.7.1 go away']}",
+	    &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 554);
+	CHECK_STR(run.rcpts[0].status, "5.7.1");
+	CHECK_STR(run.rcpts[0].diagnostic, "554 5.7.1 spam go away");
+	free(rec);
+}
+
+static void
+test_421(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	/* Mid-session, after one recipient was refused for good. */
+	params_init(&p, 0, rcpts3, 3);
+	rec = session("{'rcpt': {'a@x.test': '550 5.1.1 no', 'b@x.test': "
+	    "{'lines': ['421 4.3.2 shutting down'], 'after': 'close'}}}",
+	    &p, &run, &pe);
+	CHECK(run.rcpts[0].outcome == SMTP_RCPT_PERMFAIL);
+	CHECK(run.rcpts[1].outcome == SMTP_RCPT_TEMPFAIL);
+	CHECK(run.rcpts[1].code == 421);
+	CHECK(run.rcpts[2].outcome == SMTP_RCPT_TEMPFAIL);
+	CHECK(!run.res.try_next_host);
+	CHECK(strstr(run.res.error, "421 4.3.2 shutting down") != NULL);
+	free(rec);
+
+	/* Pipelined, at MAIL: nothing decided, try the next host. */
+	params_init(&p, 0, rcpts3, 3);
+	rec = session("{'ehlo': ['250-peer.test', '250 PIPELINING'], "
+	    "'mail': {'lines': ['421 4.3.2 bye'], 'after': 'close'}}",
+	    &p, &run, &pe);
+	check_all(&run, 3, SMTP_RCPT_TEMPFAIL, 421);
+	CHECK(run.res.try_next_host);
+	free(rec);
+
+	/* At the greeting, and after the final dot. */
+	params_init(&p, 0, rcpts3, 1);
+	rec = session("{'banner': {'lines': ['421 4.3.2 busy'], "
+	    "'after': 'close'}}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 421);
+	CHECK(run.res.try_next_host);
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 1);
+	rec = session("{'final': {'lines': ['421 4.3.2 bye'], "
+	    "'after': 'close'}}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 421);
+	free(rec);
+}
+
+static void
+test_greeting_refused(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'banner': '554 5.3.2 no service here'}", &p, &run,
+	    &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 554);
+	CHECK_STR(run.rcpts[0].status, "4.0.0");
+	CHECK(run.res.try_next_host);
+	CHECK(strstr(run.rcpts[0].diagnostic, "554 5.3.2 no service") != NULL);
+	CHECK(rec_batch(rec, "EHLO") < 0);
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 1);
+	rec = session("{'banner': '450 4.3.2 busy'}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 450);
+	CHECK(run.res.try_next_host);
+	free(rec);
+}
+
+static void
+test_helo_fallback(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, rcpts3, 2);
+	p.eightbit = true;
+	rec = session("{'ehlo': '500 5.5.1 what', 'helo': '250 old.test'}",
+	    &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_DELIVERED, 250);
+	CHECK(rec_has(rec, ": HELO client.test\n"));
+	/* No extension after HELO: no SIZE, no BODY. */
+	CHECK(rec_has(rec, ": MAIL FROM:<from@a.test>\n"));
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 1);
+	rec = session("{'ehlo': '451 4.3.0 later'}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 451);
+	CHECK(run.res.try_next_host);
+	CHECK(rec_batch(rec, "HELO") < 0);
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 1);
+	rec = session("{'ehlo': '500 no', 'helo': '501 no'}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 501);
+	CHECK(run.res.try_next_host);
+	free(rec);
+}
+
+static void
+test_null_sender_and_params(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, rcpts3, 1);
+	p.sender = "";
+	p.eightbit = true;
+	p.smtputf8 = true;
+	rec = session("{'ehlo': ['250-peer.test', '250-8BITMIME', "
+	    "'250 SMTPUTF8']}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(rec_has(rec, ": MAIL FROM:<> BODY=8BITMIME SMTPUTF8\n"));
+	free(rec);
+}
+
+/* TLS */
+
+static const char ehlo_tls[] = "'ehlo': ['250-peer.test', '250-STARTTLS', "
+    "'250 PIPELINING'], 'ehlo_tls': ['250-peer.test', '250 PIPELINING']";
+
+static void
+test_starttls_may(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, script[300];
+
+	snprintf(script, sizeof(script), "{%s}", ehlo_tls);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_MAY;
+	p.tls_ctx = ctx_none;
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(run.res.tls && !run.res.verified);
+	CHECK(strncmp(run.res.tls_info, "TLSv1.", 6) == 0);
+	CHECK(strchr(run.res.tls_info, ' ') != NULL);
+	CHECK(rec_has(rec, "\nTLS TLSv1.3 sni=mx.test.example\n"));
+	/* EHLO again after TLS, and MAIL only after that. */
+	CHECK(rec_batch(rec, "STARTTLS") > rec_batch(rec, "EHLO"));
+	CHECK(strstr(strstr(rec, "\nTLS "), ": EHLO client.test") != NULL);
+	CHECK(strstr(rec, "MAIL FROM") > strstr(rec, "\nTLS "));
+	free(rec);
+
+	/* Not offered: plaintext is fine for MAY. */
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_MAY;
+	p.tls_ctx = ctx_none;
+	rec = session("{}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(!run.res.tls);
+	free(rec);
+
+	/* Offered but refused with a reply: go on in plaintext. */
+	snprintf(script, sizeof(script), "{%s, 'starttls': '454 4.7.0 "
+	    "TLS not available'}", ehlo_tls);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_MAY;
+	p.tls_ctx = ctx_none;
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(!run.res.tls);
+	free(rec);
+
+	/* A handshake that fails is a failed connection. */
+	snprintf(script, sizeof(script), "{%s, 'starttls': {'lines': "
+	    "['220 go'], 'tls': false, 'after': 'close'}}", ehlo_tls);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_MAY;
+	p.tls_ctx = ctx_none;
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	CHECK(strstr(run.res.error, "TLS handshake") != NULL);
+	free(rec);
+}
+
+static void
+test_starttls_verify(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, script[300];
+
+	snprintf(script, sizeof(script), "{%s}", ehlo_tls);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(run.res.tls && run.res.verified);
+	free(rec);
+
+	/* MAY with a trusted certificate reports it verified too. */
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_MAY;
+	p.tls_ctx = ctx_ca;
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(run.res.tls && run.res.verified);
+	free(rec);
+
+	/* The wrong name. */
+	params_init(&p, 0, rcpts3, 2);
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	p.peer_name = "other.example";
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	CHECK(strstr(run.res.error, "TLS handshake") != NULL);
+	CHECK(strstr(run.res.error, "hostname mismatch") != NULL);
+	CHECK_STR(run.rcpts[0].status, "4.7.5");
+	CHECK(rec_batch(rec, "MAIL") < 0);
+	CHECK(rec_has(rec, "sni=other.example"));
+	free(rec);
+
+	/* An untrusted CA. */
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_none;
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	CHECK(strstr(run.res.error, "certificate") != NULL);
+	CHECK(rec_batch(rec, "MAIL") < 0);
+	free(rec);
+
+	/* MAY with the wrong name: delivered, but not verified. */
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_MAY;
+	p.tls_ctx = ctx_ca;
+	p.peer_name = "other.example";
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(run.res.tls && !run.res.verified);
+	free(rec);
+}
+
+static void
+test_tls_required_not_offered(void)
+{
+	static const enum smtp_tls_policy pol[] = { SMTP_TLS_ENCRYPT,
+	    SMTP_TLS_VERIFY };
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		params_init(&p, 0, rcpts3, 2);
+		p.tls = pol[i];
+		p.tls_ctx = ctx_ca;
+		rec = session("{}", &p, &run, &pe);
+		check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 0);
+		CHECK(run.res.try_next_host && !run.res.tls);
+		CHECK(strstr(run.res.error, "STARTTLS") != NULL);
+		CHECK_STR(run.rcpts[0].status, "4.7.4");
+		CHECK(rec_batch(rec, "MAIL") < 0);
+		free(rec);
+	}
+
+	/* ENCRYPT with an untrusted certificate is fine. */
+	{
+		char script[300];
+
+		snprintf(script, sizeof(script), "{%s}", ehlo_tls);
+		params_init(&p, 0, rcpts3, 1);
+		p.tls = SMTP_TLS_ENCRYPT;
+		p.tls_ctx = ctx_none;
+		rec = session(script, &p, &run, &pe);
+		check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+		CHECK(run.res.tls && !run.res.verified);
+		free(rec);
+	}
+}
+
+static void
+test_starttls_injection(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, script[400];
+
+	/*
+	 * security-tests.md 42: "220 go\r\n250 x\r\n" in one segment. The
+	 * "250 x" must not answer the EHLO sent over TLS.
+	 */
+	snprintf(script, sizeof(script), "{%s, 'starttls': {'raw': "
+	    "'220 go\\r\\n250 x\\r\\n'}, 'ehlo_tls': {'lines': "
+	    "['250-peer.test', '250 PIPELINING'], 'delay': 0.2}}", ehlo_tls);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(run.res.tls && run.res.verified);
+	CHECK(rec_has(rec, "\nTLS "));
+	free(rec);
+}
+
+static void
+test_implicit_tls(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, rcpts3, 1);
+	p.implicit_tls = true;
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	rec = session("{'implicit_tls': true}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(run.res.tls && run.res.verified);
+	CHECK(rec_has(rec, "CONNECT\nTLS TLSv1.3 sni=mx.test.example\n"));
+	free(rec);
+
+	/* Implicit TLS with the wrong name. */
+	params_init(&p, 0, rcpts3, 1);
+	p.implicit_tls = true;
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	p.peer_name = "wrong.example";
+	rec = session("{'implicit_tls': true}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	free(rec);
+
+	/* A plaintext server on an implicit-TLS connection. */
+	params_init(&p, 0, rcpts3, 1);
+	p.implicit_tls = true;
+	p.tls = SMTP_TLS_MAY;
+	p.tls_ctx = ctx_none;
+	rec = session("{}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host && !run.res.tls);
+	free(rec);
+}
+
+/* DANE */
+
+static bool
+cert_digest(const char *path, bool spki, unsigned char *md, size_t *len_r)
+{
+	FILE *f = fopen(path, "r");
+	unsigned char *der = NULL;
+	unsigned int mdlen = 0;
+	X509 *x;
+	int n;
+
+	if (f == NULL)
+		return false;
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL)
+		return false;
+	n = spki ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der) :
+	    i2d_X509(x, &der);
+	X509_free(x);
+	if (n <= 0)
+		return false;
+	EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL);
+	OPENSSL_free(der);
+	*len_r = mdlen;
+	return mdlen == 32;
+}
+
+static void
+dane_run(struct dns_tlsa *t, size_t n, const char *name, bool want_ok,
+    bool want_verified)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, script[300];
+
+	snprintf(script, sizeof(script), "{%s}", ehlo_tls);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_DANE;
+	p.tls_ctx = ctx_dane;
+	p.tlsa = t;
+	p.n_tlsa = n;
+	p.peer_name = name;
+	rec = session(script, &p, &run, &pe);
+	if (want_ok) {
+		check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+		CHECK(run.res.tls && run.res.verified == want_verified);
+	} else {
+		check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+		CHECK(run.res.try_next_host);
+		CHECK(rec_batch(rec, "MAIL") < 0);
+	}
+	free(rec);
+}
+
+static void
+test_dane(void)
+{
+	struct dns_tlsa t[3];
+	size_t len;
+
+	memset(t, 0, sizeof(t));
+	/* DANE-EE(3) SPKI(1) SHA-256(1): names are not checked. */
+	t[0].usage = 3;
+	t[0].selector = 1;
+	t[0].mtype = 1;
+	CHECK(cert_digest(leaf_crt, true, t[0].data, &len));
+	t[0].data_len = len;
+	dane_run(t, 1, "mx.test.example", true, true);
+	dane_run(t, 1, "other.example", true, true);
+
+	/* A digest that does not match. */
+	t[0].data[0] ^= 0xff;
+	dane_run(t, 1, "mx.test.example", false, false);
+	t[0].data[0] ^= 0xff;
+
+	/* DANE-TA(2) Cert(0) SHA-256(1) on the CA: names are checked. */
+	t[1].usage = 2;
+	t[1].selector = 0;
+	t[1].mtype = 1;
+	CHECK(cert_digest(ca_crt, false, t[1].data, &len));
+	t[1].data_len = len;
+	dane_run(&t[1], 1, "mx.test.example", true, true);
+	dane_run(&t[1], 1, "other.example", false, false);
+
+	/* Only PKIX usages and a malformed record: none usable, so
+	 * encrypted but not authenticated (RFC 7672 2.2). */
+	t[2] = t[0];
+	t[2].usage = 1;
+	t[0].data_len = 7;
+	{
+		struct dns_tlsa u[2] = { t[2], t[0] };
+
+		dane_run(u, 2, "mx.test.example", true, false);
+	}
+}
+
+/* AUTH */
+
+static void
+test_auth(void)
+{
+	static const char ehlo_auth[] = "'ehlo': ['250-peer.test', "
+	    "'250-STARTTLS', '250 AUTH PLAIN LOGIN'], 'ehlo_tls': "
+	    "['250-peer.test', '250-PIPELINING', '250 AUTH %s']";
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, script[600], e[200];
+
+	/* PLAIN with the initial response. */
+	snprintf(e, sizeof(e), ehlo_auth, "PLAIN LOGIN");
+	snprintf(script, sizeof(script), "{%s}", e);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	p.auth_user = "user@a.test";
+	p.auth_password = "s3cret";
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(rec_has(rec, ": AUTH PLAIN AHVzZXJAYS50ZXN0AHMzY3JldA==\n"));
+	/* Never before TLS. */
+	CHECK(strstr(rec, "AUTH") > strstr(rec, "\nTLS "));
+	CHECK(strstr(rec, "MAIL") > strstr(rec, "AUTH"));
+	free(rec);
+
+	/* LOGIN only. */
+	snprintf(e, sizeof(e), ehlo_auth, "LOGIN");
+	snprintf(script, sizeof(script), "{%s, 'auth': '334 VXNlcm5hbWU6', "
+	    "'auth_cont': ['334 UGFzc3dvcmQ6', '235 2.7.0 ok']}", e);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_ENCRYPT;
+	p.tls_ctx = ctx_none;
+	p.auth_user = "user@a.test";
+	p.auth_password = "s3cret";
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(rec_has(rec, ": AUTH LOGIN\nC"));
+	CHECK(rec_has(rec, ": dXNlckBhLnRlc3Q=\nC"));
+	CHECK(rec_has(rec, ": czNjcmV0\nC"));
+	free(rec);
+
+	/* 535: deferred with the reply, not bounced. */
+	snprintf(e, sizeof(e), ehlo_auth, "PLAIN");
+	snprintf(script, sizeof(script), "{%s, 'auth': "
+	    "'535 5.7.8 bad credentials'}", e);
+	params_init(&p, 0, rcpts3, 2);
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	p.auth_user = "user@a.test";
+	p.auth_password = "wrong";
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 535);
+	CHECK_STR(run.rcpts[0].status, "4.7.8");
+	CHECK_STR(run.rcpts[0].diagnostic, "535 5.7.8 bad credentials");
+	CHECK(!run.res.try_next_host);
+	CHECK(strstr(run.res.error, "AUTH PLAIN") != NULL);
+	CHECK(rec_batch(rec, "MAIL") < 0);
+	CHECK(rec_has(rec, ": QUIT\n"));
+	free(rec);
+
+	/* 454: a session failure, the next host may do. */
+	snprintf(script, sizeof(script), "{%s, 'auth': "
+	    "'454 4.7.0 temporary failure'}", e);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	p.auth_user = "user@a.test";
+	p.auth_password = "s3cret";
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 454);
+	CHECK(run.res.try_next_host);
+	free(rec);
+
+	/* Required but not offered. */
+	snprintf(script, sizeof(script), "{%s}", ehlo_tls);
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	p.auth_user = "user@a.test";
+	p.auth_password = "s3cret";
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	CHECK(strstr(run.res.error, "AUTH") != NULL);
+	CHECK(rec_batch(rec, "AUTH") < 0 && rec_batch(rec, "MAIL") < 0);
+	free(rec);
+
+	/* Offered, but only in plaintext: the password is never sent. */
+	params_init(&p, 0, rcpts3, 1);
+	p.tls = SMTP_TLS_NONE;
+	p.tls_ctx = ctx_ca;
+	p.auth_user = "user@a.test";
+	p.auth_password = "s3cret";
+	rec = session("{'ehlo': ['250-peer.test', '250 AUTH PLAIN LOGIN']}",
+	    &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	CHECK(strstr(run.res.error, "not encrypted") != NULL);
+	CHECK(rec_batch(rec, "AUTH") < 0);
+	free(rec);
+}
+
+/* Message checks before MAIL */
+
+static void
+test_smtputf8_and_size(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, script[300];
+	size_t sz = sizeof(msg_simple) - 1;
+
+	params_init(&p, 0, rcpts3, 2);
+	p.smtputf8 = true;
+	rec = session("{'ehlo': ['250-peer.test', '250 8BITMIME']}", &p,
+	    &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 0);
+	CHECK_STR(run.rcpts[0].status, "5.6.7");
+	CHECK(!run.res.try_next_host);
+	CHECK(rec_batch(rec, "MAIL") < 0);
+	CHECK(rec_has(rec, ": QUIT\n"));
+	free(rec);
+
+	/* One byte over the limit, at it, and no limit given. */
+	snprintf(script, sizeof(script), "{'ehlo': ['250-peer.test', "
+	    "'250 SIZE %zu']}", sz - 1);
+	params_init(&p, 0, rcpts3, 2);
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 0);
+	CHECK_STR(run.rcpts[1].status, "5.3.4");
+	CHECK(rec_batch(rec, "MAIL") < 0);
+	free(rec);
+
+	snprintf(script, sizeof(script), "{'ehlo': ['250-peer.test', "
+	    "'250 SIZE %zu']}", sz);
+	params_init(&p, 0, rcpts3, 2);
+	rec = session(script, &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_DELIVERED, 250);
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 1);
+	rec = session("{'ehlo': ['250-peer.test', '250 SIZE']}", &p, &run,
+	    &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(rec_has(rec, " SIZE="));
+	free(rec);
+}
+
+/* Hostile replies (security-tests.md 42) */
+
+static void
+hostile(const char *script, bool want_timeout)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+	size_t i;
+
+	params_init(&p, 0, rcpts3, 2);
+	p.timeouts.banner = p.timeouts.command = 1;
+	memset(&run, 0, sizeof(run));
+	rec = session(script, &p, &run, &pe);
+	CHECK(run.res.n_rcpts == 2);
+	for (i = 0; i < 2; i++) {
+		CHECK(run.rcpts[i].outcome == SMTP_RCPT_TEMPFAIL);
+		CHECK(strchr(run.rcpts[i].diagnostic, '\n') == NULL);
+	}
+	CHECK(run.res.error[0] != '\0');
+	CHECK(run.res.try_next_host);
+	for (i = 0; run.res.error[i] != '\0'; i++)
+		CHECK(run.res.error[i] >= 0x20 && run.res.error[i] < 0x7f);
+	CHECK((strstr(run.res.error, "timeout") != NULL) == want_timeout);
+	CHECK(!rec_has(rec, "\nDATA "));
+	free(rec);
+}
+
+static void
+test_hostile(void)
+{
+	char script[200];
+
+	/* A 10 MB line. */
+	hostile("{'ehlo': {'parts': [['250 ', 1], ['x', 10000000], "
+	    "['\\r\\n', 1]]}}", false);
+	/* A 1000-line reply. */
+	hostile("{'ehlo': {'parts': [['250-x\\r\\n', 1000], "
+	    "['250 end\\r\\n', 1]]}}", false);
+	/* NUL bytes. */
+	hostile("{'mail': {'raw': '250 o\\u0000k\\r\\n'}}", false);
+	/* The code changes within a reply. */
+	hostile("{'ehlo': {'raw': '250-peer\\r\\n251 x\\r\\n'}}", false);
+	hostile("{'ehlo': {'raw': '250-peer\\r\\n550 x\\r\\n'}}", false);
+	/* No CR LF ever: too long, or nothing more (a timeout). */
+	hostile("{'banner': {'parts': [['2', 100000]], 'after': 'hang'}}",
+	    false);
+	hostile("{'banner': {'raw': '220 hello', 'after': 'hang'}}", true);
+	/* A bare LF with lines to smuggle (CVE-2020-8794). */
+	hostile("{'rcpt': {'raw': '550 5.1.1 x\\ntype: mda\\nmda-exec: id"
+	    "\\r\\n'}}", false);
+	/* A bare CR inside a line. */
+	hostile("{'mail': {'raw': '250 ok\\rfake\\r\\n'}}", false);
+	/* No code, a bad code, no separator. */
+	hostile("{'banner': 'hello'}", false);
+	hostile("{'banner': '999 what'}", false);
+	hostile("{'banner': '220hello'}", false);
+	/* A reply nobody asked for before the greeting is read is just
+	 * the greeting; one during the content is not. */
+	hostile("{'data': ['354 go', '250 2.0.0 fake']}", false);
+	/* 354 to MAIL. */
+	hostile("{'mail': '354 what'}", false);
+	/* Exactly at the line limit is fine, one over is not. */
+	snprintf(script, sizeof(script), "{'ehlo': {'parts': [['250 ', 1],"
+	    " ['x', %d], ['\\r\\n', 1]]}}", SMTP_REPLY_LINE_MAX - 3);
+	hostile(script, false);
+	{
+		struct smtp_client_params p;
+		struct peer pe;
+		struct run run;
+		char *rec;
+
+		snprintf(script, sizeof(script), "{'final': {'parts': "
+		    "[['250 ', 1], ['x', %d], ['\\r\\n', 1]]}}",
+		    SMTP_REPLY_LINE_MAX - 4);
+		params_init(&p, 0, rcpts3, 1);
+		rec = session(script, &p, &run, &pe);
+		check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+		free(rec);
+
+		/* "553-a" then a 3-character last line: valid, and the
+		 * diagnostic is one sanitised line. */
+		params_init(&p, 0, rcpts3, 2);
+		rec = session("{'rcpt': {'a@x.test': {'raw': "
+		    "'553-a\\r\\n553\\r\\n'}, 'b@x.test': {'raw': "
+		    "'550-5.1.1 caf\\u00e9\\r\\n550 5.1.1 \\u0007bell"
+		    "\\r\\n'}}}",
+		    &p, &run, &pe);
+		CHECK(run.rcpts[0].outcome == SMTP_RCPT_PERMFAIL);
+		CHECK(run.rcpts[0].code == 553);
+		CHECK_STR(run.rcpts[0].status, "5.0.0");
+		CHECK(strncmp(run.rcpts[0].diagnostic, "553", 3) == 0);
+		CHECK(run.rcpts[1].outcome == SMTP_RCPT_PERMFAIL);
+		CHECK(strchr(run.rcpts[1].diagnostic, '\a') == NULL);
+		CHECK(strchr(run.rcpts[1].diagnostic, '\xe9') == NULL);
+		free(rec);
+	}
+}
+
+/* Broken connections and local failures */
+
+static void
+test_connection_breaks(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, *m;
+	int fd;
+
+	/* Closed after RCPT without a word. */
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{'rcpt': {'b@x.test': {'after': 'close'}}}", &p, &run,
+	    &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	CHECK(strstr(run.res.error, "closed") != NULL);
+	free(rec);
+
+	/* Closed after the final dot: unknown fate, temporary. */
+	params_init(&p, 0, rcpts3, 1);
+	rec = session("{'final': {'after': 'close'}}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	free(rec);
+
+	/* Connection refused: a port nobody listens on. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	{
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+		socklen_t sl = sizeof(sin);
+
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		CHECK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+		CHECK(getsockname(fd, (struct sockaddr *)&sin, &sl) == 0);
+		params_init(&p, ntohs(sin.sin_port), rcpts3, 2);
+	}
+	close(fd);
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = -1;
+	client_run(&p, &run);
+	CHECK(run.calls == 1);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	CHECK_STR(run.rcpts[0].status, "4.4.1");
+	CHECK(strstr(run.res.error, "refused") != NULL);
+
+	/* The message file is shorter than its size: no final dot. */
+	m = xstrdup(msg_simple);
+	params_init(&p, 0, rcpts3, 1);
+	p.msg_fd = msg_file(m, strlen(m));
+	p.msg_size = strlen(m) + 100;
+	rec = session("{}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(!run.res.try_next_host);
+	CHECK(strstr(run.res.error, "too short") != NULL);
+	CHECK(!rec_has(rec, "\nDATA "));
+	CHECK(rec_has(rec, "\nEOF\n"));
+	close(p.msg_fd);
+	free(m);
+	free(rec);
+
+	/* An unreadable descriptor. */
+	params_init(&p, 0, rcpts3, 1);
+	p.msg_fd = 1000;
+	rec = session("{}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(strstr(run.res.error, "Bad file descriptor") != NULL);
+	free(rec);
+}
+
+static void
+test_local_checks(void)
+{
+	static const char *const bad[] = { "ok@x.test",
+	    "bad@x.test>\r\nRCPT TO:<evil@x.test", "" };
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, bad, 3);
+	rec = session("{}", &p, &run, &pe);
+	CHECK(run.rcpts[0].outcome == SMTP_RCPT_DELIVERED);
+	CHECK(run.rcpts[1].outcome == SMTP_RCPT_PERMFAIL);
+	CHECK_STR(run.rcpts[1].status, "5.1.3");
+	CHECK(run.rcpts[2].outcome == SMTP_RCPT_PERMFAIL);
+	CHECK(!rec_has(rec, "evil"));
+	free(rec);
+
+	/* A bad sender: nothing is sent, no connection is made. */
+	params_init(&p, 1, bad, 1);
+	p.sender = "x\r\n@a.test";
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = -1;
+	client_run(&p, &run);
+	CHECK(run.calls == 1);
+	check_all(&run, 1, SMTP_RCPT_PERMFAIL, 0);
+	CHECK_STR(run.rcpts[0].status, "5.1.7");
+
+	/* No recipient at all. */
+	params_init(&p, 1, bad, 0);
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = -1;
+	client_run(&p, &run);
+	CHECK(run.calls == 1 && run.res.n_rcpts == 0);
+	CHECK(run.res.error[0] != '\0');
+
+	/* VERIFY without a context or a name. */
+	params_init(&p, 1, bad, 1);
+	p.tls = SMTP_TLS_VERIFY;
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = -1;
+	client_run(&p, &run);
+	CHECK(run.calls == 1);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(!run.res.try_next_host);
+	params_init(&p, 1, bad, 1);
+	p.tls = SMTP_TLS_VERIFY;
+	p.tls_ctx = ctx_ca;
+	p.peer_name = NULL;
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = -1;
+	client_run(&p, &run);
+	CHECK(run.calls == 1);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+}
+
+/* Timeouts */
+
+static void
+timeout_case(const char *script, const char *what, void (*tweak)(
+    struct smtp_client_params *), bool want_delivered)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	params_init(&p, 0, rcpts3, 1);
+	p.timeouts.connect = p.timeouts.banner = p.timeouts.command = 1;
+	p.timeouts.data_init = p.timeouts.data_block = 1;
+	p.timeouts.data_final = 1;
+	if (tweak != NULL)
+		tweak(&p);
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = -1;
+	if (!peer_start(&pe, script)) {
+		CHECK(!"peer started");
+		return;
+	}
+	peer_sin.sin_port = htons((uint16_t)pe.port);
+	client_run(&p, &run);
+	CHECK(run.calls == 1);
+	rec = peer_finish(&pe, 0);
+	if (want_delivered) {
+		check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	} else {
+		check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+		CHECK(run.res.try_next_host);
+		CHECK(strstr(run.res.error, "timeout (1 s)") != NULL);
+		CHECK(strstr(run.res.error, what) != NULL);
+		CHECK_STR(run.rcpts[0].status, "4.4.2");
+	}
+	if (strstr(run.res.error, what) == NULL || run.ms < 950 ||
+	    run.ms >= 4000)
+		fprintf(stderr, "  %s: %llu ms, error: %s\n", what,
+		    (unsigned long long)run.ms, run.res.error);
+	CHECK(run.ms >= 950 && run.ms < 4000);
+	if (p.msg_fd != msg_fd_simple)
+		close(p.msg_fd);
+	free(rec);
+}
+
+/*
+ * A 1 GiB sparse message for a peer that stops reading: the session can
+ * only end within the timeout if the client streams it in bounded blocks
+ * (reading it all would take far longer, and ASan would run out).
+ */
+static void
+tweak_huge(struct smtp_client_params *p)
+{
+	char path[PATH_MAX];
+
+	path_join(path, sizeof(path), "%s/huge", tmpdir);
+	p->msg_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(p->msg_fd >= 0 && ftruncate(p->msg_fd, 1 << 30) == 0);
+	unlink(path);
+	p->msg_size = 1 << 30;
+}
+
+static void
+tweak_huge_tls(struct smtp_client_params *p)
+{
+	tweak_huge(p);
+	p->tls = SMTP_TLS_ENCRYPT;
+	p->tls_ctx = ctx_none;
+}
+
+static void
+tweak_starttls(struct smtp_client_params *p)
+{
+	p->tls = SMTP_TLS_ENCRYPT;
+	p->tls_ctx = ctx_none;
+}
+
+static void
+test_timeouts(void)
+{
+	struct smtp_client_params p;
+	struct run run;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sin);
+	int ls, filler;
+	char script[300];
+
+	timeout_case("{'banner': null}", "greeting", NULL, false);
+	timeout_case("{'ehlo': null}", "EHLO", NULL, false);
+	timeout_case("{'mail': null}", "MAIL", NULL, false);
+	timeout_case("{'rcpt': null}", "RCPT", NULL, false);
+	timeout_case("{'data': null}", "DATA", NULL, false);
+	timeout_case("{'final': null}", "final dot", NULL, false);
+	/* A slow drip does not stretch a timeout: it counts from the
+	 * command. */
+	timeout_case("{'ehlo': {'raw': '250-peer\\r\\n250-X\\r\\n250-Y\\r\\n"
+	    "250 Z\\r\\n', 'chunk': 1, 'pace': 0.05}}", "EHLO", NULL, false);
+	/* The peer stops reading the content. */
+	timeout_case("{'rcvbuf': 4096, 'data': {'lines': ['354 go'], "
+	    "'after': 'stall'}}", "content", tweak_huge, false);
+	snprintf(script, sizeof(script), "{%s, 'rcvbuf': 4096, 'data': "
+	    "{'lines': ['354 go'], 'after': 'stall'}}", ehlo_tls);
+	timeout_case(script, "content", tweak_huge_tls, false);
+	/* A handshake that never ends. */
+	snprintf(script, sizeof(script), "{%s, 'starttls': {'lines': "
+	    "['220 go'], 'tls': false, 'after': 'hang'}}", ehlo_tls);
+	timeout_case(script, "TLS handshake", tweak_starttls, false);
+	/* No answer to QUIT: the outcome stands. */
+	timeout_case("{'quit': {'after': 'hang'}}", "", NULL, true);
+
+	/* Connect: a listener whose backlog is full drops our SYN. */
+	ls = socket(AF_INET, SOCK_STREAM, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(bind(ls, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	CHECK(listen(ls, 0) == 0);
+	CHECK(getsockname(ls, (struct sockaddr *)&sin, &sl) == 0);
+	filler = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(filler, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	usleep(50000);
+	params_init(&p, ntohs(sin.sin_port), rcpts3, 1);
+	p.timeouts.connect = 1;
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = -1;
+	client_run(&p, &run);
+	CHECK(run.calls == 1);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	CHECK(strstr(run.res.error, "timeout (1 s) connecting") != NULL);
+	CHECK(run.ms >= 950 && run.ms < 4000);
+	close(filler);
+	close(ls);
+}
+
+/* Cancel */
+
+static void
+test_cancel(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec;
+
+	/* At once: no callback, even for a session that failed in start. */
+	CHECK(peer_start(&pe, "{}"));
+	params_init(&p, pe.port, rcpts3, 1);
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = 0;
+	client_run(&p, &run);
+	CHECK(run.calls == 0);
+	rec = peer_finish(&pe, 0);
+	CHECK(!rec_has(rec, "MAIL"));
+	free(rec);
+
+	params_init(&p, 1, rcpts3, 1);
+	p.sender = "bad\r\n";
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = 0;
+	client_run(&p, &run);
+	CHECK(run.calls == 0);
+
+	/* During the session: the peer sees the connection go. */
+	CHECK(peer_start(&pe, "{'ehlo': {'lines': ['250 peer'], "
+	    "'delay': 0.5}}"));
+	params_init(&p, pe.port, rcpts3, 1);
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = 200;
+	client_run(&p, &run);
+	CHECK(run.calls == 0);
+	rec = peer_finish(&pe, 3000);
+	CHECK(rec_has(rec, ": EHLO client.test\n"));
+	CHECK(!rec_has(rec, "MAIL"));
+	free(rec);
+
+	/* During the content. */
+	CHECK(peer_start(&pe, "{'rcvbuf': 4096, 'data': {'lines': "
+	    "['354 go'], 'after': 'stall'}}"));
+	params_init(&p, pe.port, rcpts3, 1);
+	tweak_huge(&p);
+	memset(&run, 0, sizeof(run));
+	run.cancel_after_ms = 300;
+	client_run(&p, &run);
+	CHECK(run.calls == 0);
+	rec = peer_finish(&pe, 0);
+	CHECK(rec_has(rec, "STALL"));
+	close(p.msg_fd);
+	free(rec);
+}
+
+/* Set-up */
+
+static bool
+make_certs(void)
+{
+	char ca_key[PATH_MAX], csr[PATH_MAX], *a, *b, *chain;
+	size_t al, bl;
+	bool ok;
+
+	path_join(ca_key, sizeof(ca_key), "%s/ca.key", tmpdir);
+	path_join(ca_crt, sizeof(ca_crt), "%s/ca.crt", tmpdir);
+	path_join(leaf_key, sizeof(leaf_key), "%s/leaf.key", tmpdir);
+	path_join(leaf_crt, sizeof(leaf_crt), "%s/leaf.crt", tmpdir);
+	path_join(chain_crt, sizeof(chain_crt), "%s/chain.crt", tmpdir);
+	path_join(csr, sizeof(csr), "%s/leaf.csr", tmpdir);
+	{
+		char *argv[] = { "openssl", "req", "-x509", "-newkey", "ec",
+		    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+		    ca_key, "-out", ca_crt, "-days", "2", "-subj",
+		    "/CN=tegami test CA", "-addext",
+		    "basicConstraints=critical,CA:TRUE", "-addext",
+		    "keyUsage=critical,keyCertSign,cRLSign", NULL };
+
+		if (run_cmd(argv) != 0)
+			return false;
+	}
+	{
+		char *argv[] = { "openssl", "req", "-new", "-newkey", "ec",
+		    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+		    leaf_key, "-out", csr, "-subj", "/CN=mx.test.example",
+		    "-addext", "subjectAltName=DNS:mx.test.example", NULL };
+
+		if (run_cmd(argv) != 0)
+			return false;
+	}
+	{
+		char *argv[] = { "openssl", "x509", "-req", "-in", csr, "-CA",
+		    ca_crt, "-CAkey", ca_key, "-CAcreateserial", "-out",
+		    leaf_crt, "-days", "2", "-copy_extensions", "copy", NULL };
+
+		if (run_cmd(argv) != 0)
+			return false;
+	}
+	a = slurp(leaf_crt, &al);
+	b = slurp(ca_crt, &bl);
+	if (a == NULL || b == NULL) {
+		free(a);
+		free(b);
+		return false;
+	}
+	chain = xmalloc(al + bl);
+	memcpy(chain, a, al);
+	memcpy(chain + al, b, bl);
+	ok = spit(chain_crt, chain, al + bl);
+	free(a);
+	free(b);
+	free(chain);
+	return ok;
+}
+
+static SSL_CTX *
+client_ctx(const char *ca)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (ca != NULL && SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* The peer script beside this file: tests/smtp_peer.py. */
+static bool
+find_peer_script(void)
+{
+	char exe[PATH_MAX], *slash;
+	ssize_t n;
+	int i;
+
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	/* BUILD/tests/unit/test_smtp_client: BUILD is three levels up,
+	 * and meson gives __FILE__ relative to BUILD. */
+	for (i = 0; i < 3 && (slash = strrchr(exe, '/')) != NULL; i++)
+		*slash = '\0';
+	if (__FILE__[0] == '/')
+		path_join(peer_py, sizeof(peer_py), "%s", __FILE__);
+	else
+		path_join(peer_py, sizeof(peer_py), "%s/%s", exe, __FILE__);
+	slash = strstr(peer_py, "tests/unit/test_smtp_client.c");
+	if (slash == NULL)
+		return false;
+	strcpy(slash, "tests/smtp_peer.py");
+	return access(peer_py, R_OK) == 0;
+}
+
+static void
+remove_tree(const char *dir)
+{
+	char *argv[] = { "rm", "-rf", (char *)dir, NULL };
+
+	run_cmd(argv);
+}
+
+int
+main(void)
+{
+	const char *base = getenv("TMPDIR");
+
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("TEST_SMTP_CLIENT_VERBOSE") != NULL)
+		log_set_verbose(1);
+	UNIT_RUN(test_dotstuff);
+
+	path_join(tmpdir, sizeof(tmpdir), "%s/test_smtp_client.XXXXXX",
+	    base != NULL && base[0] != '\0' ? base : "/tmp");
+	if (mkdtemp(tmpdir) == NULL || !find_peer_script() || !make_certs()) {
+		fprintf(stderr, "cannot set up: temp dir, %s or openssl\n",
+		    peer_py);
+		unit_tests_failed++;
+		return unit_finish();
+	}
+	ctx_ca = client_ctx(ca_crt);
+	ctx_none = client_ctx(NULL);
+	ctx_dane = client_ctx(NULL);
+	msg_fd_simple = msg_file(msg_simple, sizeof(msg_simple) - 1);
+	if (ctx_ca == NULL || ctx_none == NULL || ctx_dane == NULL ||
+	    msg_fd_simple < 0) {
+		fprintf(stderr, "cannot set up TLS contexts\n");
+		unit_tests_failed++;
+		return unit_finish();
+	}
+
+	UNIT_RUN(test_plain_no_pipelining);
+	UNIT_RUN(test_plain_pipelining);
+	UNIT_RUN(test_byte_by_byte_replies);
+	UNIT_RUN(test_dotstuff_wire);
+	UNIT_RUN(test_big_plain);
+	UNIT_RUN(test_big_tls);
+	UNIT_RUN(test_rcpt_mix_plain);
+	UNIT_RUN(test_rcpt_mix_pipelined);
+	UNIT_RUN(test_all_rcpt_failed);
+	UNIT_RUN(test_mail_refused);
+	UNIT_RUN(test_data_refused);
+	UNIT_RUN(test_final_refused);
+	UNIT_RUN(test_421);
+	UNIT_RUN(test_greeting_refused);
+	UNIT_RUN(test_helo_fallback);
+	UNIT_RUN(test_null_sender_and_params);
+	UNIT_RUN(test_starttls_may);
+	UNIT_RUN(test_starttls_verify);
+	UNIT_RUN(test_tls_required_not_offered);
+	UNIT_RUN(test_starttls_injection);
+	UNIT_RUN(test_implicit_tls);
+	UNIT_RUN(test_dane);
+	UNIT_RUN(test_auth);
+	UNIT_RUN(test_smtputf8_and_size);
+	UNIT_RUN(test_hostile);
+	UNIT_RUN(test_connection_breaks);
+	UNIT_RUN(test_local_checks);
+	UNIT_RUN(test_timeouts);
+	UNIT_RUN(test_cancel);
+
+	close(msg_fd_simple);
+	SSL_CTX_free(ctx_ca);
+	SSL_CTX_free(ctx_none);
+	SSL_CTX_free(ctx_dane);
+	if (getenv("TEST_SMTP_CLIENT_KEEP") == NULL)
+		remove_tree(tmpdir);
+	else
+		fprintf(stderr, "kept %s\n", tmpdir);
+	return unit_finish();
+}
