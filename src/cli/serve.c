@@ -1,8 +1,8 @@
 /*
  * `tegami serve`: the parent process. When started as root it prepares the
  * state directory, binds the listening sockets (smtp 25, submission 587,
- * submissions 465), forks the auth process and the front workers
- * (front.c), and restarts any child that dies; it never reads network
+ * submissions 465), forks the auth process, the queue process and the
+ * front workers (front.c), and restarts any child that dies; it never reads network
  * input. The children talk over socketpairs the parent keeps open, so a
  * restarted child finds its end of the conversation again.
  */
@@ -34,6 +34,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "net/tls_tickets.h"
+#include "queue/queue_server.h"
 
 #define SERVE_RESTART_DELAY_SECONDS 1
 #define SERVE_KILL_MARGIN_SECONDS 10	/* after shutdown_grace: SIGKILL */
@@ -52,11 +53,12 @@ struct serve {
 	const struct passwd *front_pw, *auth_pw;	/* NULL: not root */
 	sigset_t oldmask;
 	int listen_fds[SMTP_SERVICES];
-	/* Per front slot: [0] the front's end, [1] the auth process's. */
-	int auth_pairs[CONN_LIMIT_SLOTS][2];
+	/* Per front slot, and one more for the queue process: [0] the
+	 * client's end, [1] the auth process's. */
+	int auth_pairs[CONN_LIMIT_SLOTS + 1][2];
 	unsigned n_workers;
 	struct child workers[CONN_LIMIT_SLOTS];
-	struct child auth;
+	struct child auth, queue;
 	bool stopping, failed;
 	time_t kill_at;
 };
@@ -130,7 +132,7 @@ serve_close_all_but(struct serve *sv, int keep_a, int keep_b)
 	unsigned i;
 	int k;
 
-	for (i = 0; i < sv->n_workers; i++)
+	for (i = 0; i <= sv->n_workers; i++)
 		for (k = 0; k < 2; k++)
 			if (sv->auth_pairs[i][k] != keep_a &&
 			    sv->auth_pairs[i][k] != keep_b)
@@ -160,9 +162,29 @@ spawn_worker(struct serve *sv, unsigned slot)
 }
 
 static pid_t
+spawn_queue(struct serve *sv)
+{
+	int i, fd = sv->auth_pairs[sv->n_workers][0];
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0) {
+		log_warn("fork");
+		return -1;
+	}
+	if (pid > 0)
+		return pid;
+	for (i = 0; i < SMTP_SERVICES; i++)
+		if (sv->listen_fds[i] >= 0)
+			close(sv->listen_fds[i]);
+	serve_close_all_but(sv, fd, -1);
+	queue_server_main(sv->config_path, fd, sv->front_pw, &sv->oldmask);
+}
+
+static pid_t
 spawn_auth(struct serve *sv)
 {
-	int fds[CONN_LIMIT_SLOTS];
+	int fds[CONN_LIMIT_SLOTS + 1];
 	unsigned i;
 	pid_t pid;
 
@@ -176,11 +198,11 @@ spawn_auth(struct serve *sv)
 	for (i = 0; i < SMTP_SERVICES; i++)
 		if (sv->listen_fds[i] >= 0)
 			close(sv->listen_fds[i]);
-	for (i = 0; i < sv->n_workers; i++) {
+	for (i = 0; i <= sv->n_workers; i++) {
 		fds[i] = sv->auth_pairs[i][1];
 		close(sv->auth_pairs[i][0]);
 	}
-	auth_server_main(sv->config_path, fds, sv->n_workers,
+	auth_server_main(sv->config_path, fds, sv->n_workers + 1,
 	    sv->auth_pw != NULL ? sv->auth_pw->pw_uid : (uid_t)-1,
 	    sv->auth_pw != NULL ? sv->auth_pw->pw_gid : (gid_t)-1);
 }
@@ -311,6 +333,8 @@ serve_stop(struct serve *sv, time_t now)
 	for (i = 0; i < sv->n_workers; i++)
 		if (sv->workers[i].pid > 0)
 			kill(sv->workers[i].pid, SIGTERM);
+	if (sv->queue.pid > 0)
+		kill(sv->queue.pid, SIGTERM);
 	/* The auth process stops last: sessions that finish meanwhile may
 	 * still need it. */
 }
@@ -352,6 +376,11 @@ serve_reap(struct serve *sv, time_t now)
 			    status, now);
 			continue;
 		}
+		if (pid == sv->queue.pid) {
+			serve_child_exited(sv, &sv->queue, "queue process",
+			    status, now);
+			continue;
+		}
 		for (i = 0; i < sv->n_workers; i++)
 			if (sv->workers[i].pid == pid) {
 				conn_limit_clear_slot(i);
@@ -378,6 +407,11 @@ serve_restart(struct serve *sv, time_t now)
 		sv->auth.started = now;
 		sv->auth.pid = spawn_auth(sv);
 	}
+	if (!sv->stopping && serve_due(&sv->queue, now)) {
+		sv->queue.restart_at = 0;
+		sv->queue.started = now;
+		sv->queue.pid = spawn_queue(sv);
+	}
 	for (i = 0; i < sv->n_workers; i++) {
 		struct child *w = &sv->workers[i];
 
@@ -389,6 +423,8 @@ serve_restart(struct serve *sv, time_t now)
 		if (w->pid > 0)
 			alive++;
 	}
+	if (sv->queue.pid > 0)
+		alive++;
 	return alive;
 }
 
@@ -399,6 +435,8 @@ serve_signal_all(struct serve *sv, int sig)
 
 	if (sv->auth.pid > 0)
 		kill(sv->auth.pid, sig);
+	if (sv->queue.pid > 0)
+		kill(sv->queue.pid, sig);
 	for (i = 0; i < sv->n_workers; i++)
 		if (sv->workers[i].pid > 0)
 			kill(sv->workers[i].pid, sig);
@@ -454,7 +492,7 @@ serve_setup(struct serve *sv, struct tegami_config *cfg, struct passwd *front,
 	}
 	if (sv->n_workers > CONN_LIMIT_SLOTS)
 		sv->n_workers = CONN_LIMIT_SLOTS;
-	for (i = 0; i < sv->n_workers; i++)
+	for (i = 0; i <= sv->n_workers; i++)
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
 		    sv->auth_pairs[i]) < 0) {
 			log_warn("socketpair");
@@ -509,6 +547,8 @@ cli_serve(struct tegami_config *cfg, int argc, char **argv)
 	    sv.auth_pw->pw_name : "(not root: unchanged)");
 	sv.auth.started = time(NULL);
 	sv.auth.pid = spawn_auth(&sv);
+	sv.queue.started = time(NULL);
+	sv.queue.pid = spawn_queue(&sv);
 	for (i = 0; i < sv.n_workers; i++) {
 		sv.workers[i].pid = spawn_worker(&sv, i);
 		sv.workers[i].started = time(NULL);

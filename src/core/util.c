@@ -196,3 +196,12 @@ rfc5322_date(char *out, size_t outsize)
 	    outsize > 0)
 		out[0] = '\0';
 }
+
+int
+fd_link(int fd, const char *path)
+{
+	char self[64];
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}

@@ -26,6 +26,10 @@ int write_all(int fd, const void *buf, size_t len);
  * survives a crash. 0 or -1 (errno). */
 int fsync_dir(const char *path);
 
+/* Gives the open file fd (also an unnamed O_TMPFILE one) the name path,
+ * through /proc/self/fd; linkat(2) semantics: EEXIST if path exists. */
+int fd_link(int fd, const char *path);
+
 /* snprintf that reports truncation: 0 when it fit, -1 (errno ENAMETOOLONG)
  * when it did not; out is always NUL-terminated. */
 int path_join(char *out, size_t outsize, const char *fmt, ...)

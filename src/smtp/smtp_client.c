@@ -1423,7 +1423,26 @@ smtp_client_start(struct event_base *base,
 		return c;
 	}
 
-	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (c->p.source != NULL) {
+		/* A server on one address of a multi-homed host speaks from
+		 * that address: its PTR, SPF and the peer's logs match. */
+		evutil_socket_t fd = socket(c->p.source->sa_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		if (fd < 0 || bind(fd, c->p.source, c->p.source_len) < 0) {
+			int err = errno;
+
+			if (fd >= 0)
+				close(fd);
+			client_fail(c, true, 0, "4.4.1", "binding to the "
+			    "source address failed: %s", strerror(err));
+			return c;
+		}
+		c->bev = bufferevent_socket_new(base, fd,
+		    BEV_OPT_CLOSE_ON_FREE);
+	} else
+		c->bev = bufferevent_socket_new(base, -1,
+		    BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL)
 		fatalx("bufferevent_socket_new failed");
 	bufferevent_setwatermark(c->bev, EV_READ, 0, SMTP_CLIENT_INPUT_MAX);

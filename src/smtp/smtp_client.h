@@ -48,6 +48,8 @@ struct smtp_client_timeouts {
 struct smtp_client_params {
 	const struct sockaddr *addr;	/* where to connect (port set) */
 	socklen_t addr_len;
+	const struct sockaddr *source;	/* bind to this first; NULL: any */
+	socklen_t source_len;
 	const char *peer_name;		/* MX or relay host name: SNI,
 					 * verification, logs */
 	const char *helo_name;		/* ours */

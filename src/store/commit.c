@@ -78,10 +78,7 @@ dirs_free(struct commit_dirs *d)
 static int
 job_link(struct commit_job *job, const char *path)
 {
-	char self[64];
-
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", job->fd);
-	return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+	return fd_link(job->fd, path);
 }
 
 static void
@@ -146,6 +143,14 @@ write_envelope(struct commit_job *job, struct commit_dirs *dirs)
 	char dir[PATH_MAX], *slash;
 	int fd, saved;
 
+	/*
+	 * The content first, then the envelope: the queue process takes a
+	 * message when its envelope appears (inotify), and must then find
+	 * the content there.
+	 */
+	if (job_link(job, job->queue_path) < 0)
+		return -1;
+	job_add_link(job, job->queue_path);
 	fd = open(job->envelope_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0600);
 	if (fd < 0)
@@ -160,9 +165,6 @@ write_envelope(struct commit_job *job, struct commit_dirs *dirs)
 	}
 	close(fd);
 	job_add_link(job, job->envelope_path);
-	if (job_link(job, job->queue_path) < 0)
-		return -1;
-	job_add_link(job, job->queue_path);
 	if (path_join(dir, sizeof(dir), "%s", job->queue_path) < 0)
 		return -1;
 	slash = strrchr(dir, '/');

@@ -242,7 +242,14 @@ class TegamiServer:
     """One state directory and (optionally) one running `tegami serve`."""
 
     def __init__(self, extra_config=(), users=None, aliases=None,
-                 parent_dir=None, log_path=None, domains=(DOMAIN,)):
+                 parent_dir=None, log_path=None, domains=(DOMAIN,),
+                 listen=LISTEN, hostname=HOSTNAME, port_base=None):
+        """listen/hostname/port_base: another loopback address with the
+        standard ports (port_base=0, as root) makes one of several mail
+        servers that reach each other on port 25 (outbound tests)."""
+        self.listen = listen
+        self.hostname = hostname
+        self.fixed_port_base = port_base
         self.parent_dir = parent_dir or make_state_parent()
         self.dir = os.path.join(self.parent_dir, "state")
         self.conf = os.path.join(self.dir, "tegami.conf")
@@ -262,12 +269,13 @@ class TegamiServer:
 
     # --- set-up -----------------------------------------------------
     def init(self):
-        self.base = find_port_base()
+        self.base = find_port_base() if self.fixed_port_base is None \
+            else self.fixed_port_base
         self.port = self.base + 25
         args = ["init", "--dir", self.dir]
         for d in self.domains:
             args += ["--domain", d]
-        args += ["--hostname", HOSTNAME, "--listen", LISTEN,
+        args += ["--hostname", self.hostname, "--listen", self.listen,
                  "--port-base", str(self.base)]
         run_tegami(args, check=True)
         for addr, pw in self.users.items():
@@ -320,7 +328,8 @@ class TegamiServer:
             try:
                 # from an address no test uses, so that this probe never
                 # counts against a per-IP limit a test is checking
-                with socket.create_connection((LISTEN, self.port), timeout=2,
+                with socket.create_connection((self.listen, self.port),
+                                              timeout=2,
                                               source_address=(PROBE_SOURCE,
                                                               0)) as s:
                     s.settimeout(max(0.1, deadline - time.monotonic()))
@@ -493,6 +502,7 @@ class TegamiServer:
         return maildir_files(self.maildir(addr), "new")
 
     def connect(self, **kw):
+        kw.setdefault("host", self.listen)
         return SMTPConn(self.port, **kw)
 
     # --- submission (587 STARTTLS, 465 implicit TLS) ----------------
@@ -519,11 +529,15 @@ class TegamiServer:
 
     def connect_submission(self, **kw):
         """Port 587, plaintext until starttls()."""
+        kw.setdefault("host", self.listen)
+        kw.setdefault("server_hostname", self.hostname)
         return SMTPConn(self.submission_port, **kw)
 
     def connect_submissions(self, **kw):
         """Port 465, TLS from the first byte, verified against the root."""
         kw.setdefault("tls_context", self.tls_context())
+        kw.setdefault("host", self.listen)
+        kw.setdefault("server_hostname", self.hostname)
         return SMTPConn(self.submissions_port, **kw)
 
 

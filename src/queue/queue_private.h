@@ -1,0 +1,118 @@
+/*
+ * What the parts of the queue process share: queue_server.c (the process,
+ * finding messages, scheduling), queue_attempt.c (one delivery attempt of
+ * one message: routes, DNS, SMTP client, outcomes) and queue_store.c
+ * (local delivery, new messages such as bounces, removal).
+ */
+#ifndef TEGAMI_QUEUE_PRIVATE_H
+#define TEGAMI_QUEUE_PRIVATE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "queue/queue_envelope.h"
+
+struct event_base;
+struct event;
+struct tegami_config;
+struct account_table;
+struct dns_resolver;
+struct queue_attempt;
+
+/* A message in queue/, as the scheduler knows it. */
+struct queue_msg {
+	TAILQ_ENTRY(queue_msg) entry;
+	char id[17];
+	uint64_t next_attempt;		/* Unix seconds; 0: now */
+	struct queue_attempt *attempt;	/* running, or NULL */
+	bool gone;			/* files removed: free when idle */
+};
+
+TAILQ_HEAD(queue_msg_list, queue_msg);
+
+/* A domain job waiting for a connection slot. */
+struct queue_wait {
+	TAILQ_ENTRY(queue_wait) entry;
+	void (*start)(void *arg);
+	void *arg;
+	char domain[256];
+};
+
+TAILQ_HEAD(queue_wait_list, queue_wait);
+
+struct queue_server {
+	struct event_base *base;
+	const char *config_path;
+	struct tegami_config *cfg;
+	struct account_table *accounts;	/* from the auth process */
+	char queue_dir[PATH_MAX];
+	char incoming_dir[PATH_MAX];
+	char mail_root[PATH_MAX];
+	struct dns_resolver *dns;
+	SSL_CTX *tls_ctx;		/* outbound, system trust store */
+	/* The listen address when it is one address (not 0.0.0.0 or ::):
+	 * outbound connections of its family come from it. */
+	struct sockaddr_storage source;
+	socklen_t source_len;		/* 0: none */
+	char *relay_user, *relay_password;
+	struct queue_msg_list msgs;
+	size_t n_msgs;
+	unsigned connections;		/* outbound sessions open */
+	struct queue_wait_list waiting;
+	bool stopping;
+};
+
+/* queue_server.c */
+uint64_t queue_now(void);
+/* A connection slot for domain: start(arg) runs now or when one frees. */
+void queue_slot_acquire(struct queue_server *qs, const char *domain,
+    struct queue_wait *w, void (*start)(void *arg), void *arg);
+void queue_slot_release(struct queue_server *qs, const char *domain);
+/* Drops a waiting job (its attempt is being freed). */
+void queue_slot_cancel(struct queue_server *qs, struct queue_wait *w);
+/* The scheduler learns a message (new file, bounce, scan). */
+void queue_msg_add(struct queue_server *qs, const char *id,
+    uint64_t next_attempt);
+
+/* queue_attempt.c */
+/* Starts delivering m; calls queue_attempt_finished when done. */
+void queue_attempt_start(struct queue_server *qs, struct queue_msg *m);
+void queue_attempt_cancel(struct queue_attempt *a);
+void queue_attempt_finished(struct queue_server *qs, struct queue_msg *m,
+    uint64_t next_attempt, bool gone);
+
+/* queue_store.c */
+/*
+ * Delivers the content of queue/ID.msg to a local address (resolved
+ * through users, aliases and +tags). Remote targets an alias names are
+ * returned in *remote_r (malloc'd array of malloc'd strings). Returns
+ * 0, or -1 with a permanent (5.x.x) or temporary reason in *status_r and
+ * diag.
+ */
+int queue_deliver_local(struct queue_server *qs, const char *id,
+    const char *address, char ***remote_r, size_t *n_remote_r,
+    char status_r[16], char *diag, size_t diagsize);
+
+/*
+ * Queues a new message: content (with its trace headers already), the
+ * envelope env (queue_id made here unless it holds a valid one), all
+ * made durable before it
+ * returns 0. -1 with errno on failure.
+ */
+int queue_inject(struct queue_server *qs, const char *content, size_t len,
+    struct queue_envelope *env);
+
+/* Removes ID.msg and ID.env (durably). */
+void queue_remove(struct queue_server *qs, const char *id);
+
+/* The size of ID.msg, and the offset where content for another MTA
+ * starts (after our own Return-Path: line). -1 if unreadable. */
+int queue_msg_open(struct queue_server *qs, const char *id, uint64_t *size_r,
+    uint64_t *offset_r);
+
+#endif

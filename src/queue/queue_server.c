@@ -1,0 +1,492 @@
+/*
+ * The queue process (queue_server.h): finds messages in queue/ (a scan at
+ * start and every few minutes, and inotify for new envelopes at once),
+ * starts a delivery attempt for each message that is due, and bounds the
+ * outbound connections in all and per destination domain.
+ */
+#include "queue/queue_server.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "auth/accounts.h"
+#include "auth/auth_client.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "dns/dns.h"
+#include "queue/queue_private.h"
+
+#define QUEUE_EXIT_CONFIG 78
+#define QUEUE_TICK_SECONDS 1
+#define QUEUE_SCAN_SECONDS 300		/* a full scan, in case of misses */
+
+/* Connections per domain: a small table, since few domains are busy. */
+struct domain_count {
+	char domain[256];
+	unsigned n;
+};
+
+static struct domain_count *domain_counts;
+static size_t n_domain_counts;
+
+uint64_t
+queue_now(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static struct domain_count *
+domain_count_find(const char *domain, bool create)
+{
+	size_t i;
+
+	for (i = 0; i < n_domain_counts; i++)
+		if (strcasecmp(domain_counts[i].domain, domain) == 0)
+			return &domain_counts[i];
+	if (!create)
+		return NULL;
+	domain_counts = xreallocarray(domain_counts, n_domain_counts + 1,
+	    sizeof(*domain_counts));
+	memset(&domain_counts[n_domain_counts], 0, sizeof(*domain_counts));
+	snprintf(domain_counts[n_domain_counts].domain,
+	    sizeof(domain_counts[0].domain), "%s", domain);
+	return &domain_counts[n_domain_counts++];
+}
+
+static bool
+queue_slot_free(struct queue_server *qs, const char *domain)
+{
+	struct domain_count *dc = domain_count_find(domain, false);
+
+	return qs->connections < qs->cfg->outbound_connections &&
+	    (dc == NULL || dc->n < qs->cfg->outbound_connections_per_domain);
+}
+
+static void
+queue_slot_take(struct queue_server *qs, const char *domain)
+{
+	qs->connections++;
+	domain_count_find(domain, true)->n++;
+}
+
+void
+queue_slot_acquire(struct queue_server *qs, const char *domain,
+    struct queue_wait *w, void (*start)(void *arg), void *arg)
+{
+	w->start = start;
+	w->arg = arg;
+	snprintf(w->domain, sizeof(w->domain), "%s", domain);
+	if (TAILQ_EMPTY(&qs->waiting) && queue_slot_free(qs, domain)) {
+		queue_slot_take(qs, domain);
+		start(arg);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&qs->waiting, w, entry);
+}
+
+void
+queue_slot_cancel(struct queue_server *qs, struct queue_wait *w)
+{
+	struct queue_wait *x;
+
+	TAILQ_FOREACH(x, &qs->waiting, entry)
+		if (x == w) {
+			TAILQ_REMOVE(&qs->waiting, w, entry);
+			return;
+		}
+}
+
+void
+queue_slot_release(struct queue_server *qs, const char *domain)
+{
+	struct domain_count *dc = domain_count_find(domain, false);
+	struct queue_wait *w, *next;
+
+	if (qs->connections > 0)
+		qs->connections--;
+	if (dc != NULL && dc->n > 0)
+		dc->n--;
+	/* The first waiting job whose domain has room goes next. */
+	for (w = TAILQ_FIRST(&qs->waiting); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (qs->connections >= qs->cfg->outbound_connections)
+			break;
+		if (!queue_slot_free(qs, w->domain))
+			continue;
+		TAILQ_REMOVE(&qs->waiting, w, entry);
+		queue_slot_take(qs, w->domain);
+		w->start(w->arg);
+	}
+}
+
+/* ---- The messages ------------------------------------------------------ */
+
+static struct queue_msg *
+queue_msg_find(struct queue_server *qs, const char *id)
+{
+	struct queue_msg *m;
+
+	TAILQ_FOREACH(m, &qs->msgs, entry)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+void
+queue_msg_add(struct queue_server *qs, const char *id, uint64_t next_attempt)
+{
+	struct queue_msg *m = queue_msg_find(qs, id);
+
+	if (m != NULL)
+		return;
+	m = xcalloc(1, sizeof(*m));
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	m->next_attempt = next_attempt;
+	TAILQ_INSERT_TAIL(&qs->msgs, m, entry);
+	qs->n_msgs++;
+}
+
+static void
+queue_msg_free(struct queue_server *qs, struct queue_msg *m)
+{
+	TAILQ_REMOVE(&qs->msgs, m, entry);
+	qs->n_msgs--;
+	free(m);
+}
+
+void
+queue_attempt_finished(struct queue_server *qs, struct queue_msg *m,
+    uint64_t next_attempt, bool gone)
+{
+	m->attempt = NULL;
+	m->next_attempt = next_attempt;
+	if (gone)
+		queue_msg_free(qs, m);
+}
+
+/* "ID.env" -> ID, when the name is one of ours. */
+static bool
+queue_env_name(const char *name, char id[17])
+{
+	size_t n = strlen(name);
+
+	if (n != 16 + 4 || strcmp(name + 16, ".env") != 0)
+		return false;
+	memcpy(id, name, 16);
+	id[16] = '\0';
+	return queue_id_valid(id);
+}
+
+static void
+queue_scan(struct queue_server *qs)
+{
+	struct dirent *de;
+	char id[17];
+	DIR *d;
+
+	d = opendir(qs->queue_dir);
+	if (d == NULL) {
+		log_warn("queue: scanning %s", qs->queue_dir);
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (queue_env_name(de->d_name, id))
+			queue_msg_add(qs, id, 0);
+	closedir(d);
+}
+
+static void
+queue_inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_server *qs = arg;
+	char buf[16384] __attribute__((aligned(8)));
+	const struct inotify_event *ev;
+	char id[17];
+	ssize_t n;
+	size_t off;
+
+	(void)what;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (off = 0; off + sizeof(*ev) <= (size_t)n;
+		    off += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)(void *)(buf + off);
+			if (ev->mask & IN_Q_OVERFLOW)
+				queue_scan(qs);
+			else if (ev->len > 0 && queue_env_name(ev->name, id))
+				queue_msg_add(qs, id, 0);
+		}
+	}
+}
+
+static void
+queue_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_server *qs = arg;
+	static uint64_t last_scan;
+	struct queue_msg *m, *next;
+	uint64_t now = queue_now();
+
+	(void)fd;
+	(void)what;
+	if (qs->stopping || qs->accounts == NULL)
+		return;
+	if (now - last_scan >= QUEUE_SCAN_SECONDS) {
+		last_scan = now;
+		queue_scan(qs);
+	}
+	for (m = TAILQ_FIRST(&qs->msgs); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		if (m->attempt == NULL && m->next_attempt <= now)
+			queue_attempt_start(qs, m);
+	}
+}
+
+/* ---- The process ------------------------------------------------------- */
+
+static void
+queue_accounts_cb(void *arg, struct account_table *table)
+{
+	struct queue_server *qs = arg;
+
+	accounts_free(&qs->accounts);
+	qs->accounts = table;
+}
+
+/* "USER PASSWORD" on one line, from relay_auth_file (read as root). */
+static int
+queue_read_relay_auth(struct queue_server *qs, char *err, size_t errsize)
+{
+	char line[1024], *sp;
+	size_t n;
+	FILE *f;
+
+	if (qs->cfg->relay_auth_file == NULL)
+		return 0;
+	f = fopen(qs->cfg->relay_auth_file, "re");
+	if (f == NULL) {
+		snprintf(err, errsize, "%s: %s", qs->cfg->relay_auth_file,
+		    strerror(errno));
+		return -1;
+	}
+	if (fgets(line, sizeof(line), f) == NULL) {
+		fclose(f);
+		snprintf(err, errsize, "%s: empty", qs->cfg->relay_auth_file);
+		return -1;
+	}
+	fclose(f);
+	n = strcspn(line, "\r\n");
+	line[n] = '\0';
+	sp = strchr(line, ' ');
+	if (sp == NULL || sp == line || sp[1] == '\0') {
+		explicit_bzero(line, sizeof(line));
+		snprintf(err, errsize, "%s: want one line \"USER PASSWORD\"",
+		    qs->cfg->relay_auth_file);
+		return -1;
+	}
+	*sp = '\0';
+	qs->relay_user = xstrdup(line);
+	qs->relay_password = xstrdup(sp + 1);
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
+static void
+queue_set_source(struct queue_server *qs)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&qs->source;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&qs->source;
+
+	memset(&qs->source, 0, sizeof(qs->source));
+	qs->source_len = 0;
+	if (inet_pton(AF_INET, qs->cfg->listen, &sin->sin_addr) == 1) {
+		if (sin->sin_addr.s_addr == htonl(INADDR_ANY))
+			return;
+		sin->sin_family = AF_INET;
+		qs->source_len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, qs->cfg->listen,
+	    &sin6->sin6_addr) == 1) {
+		if (IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))
+			return;
+		sin6->sin6_family = AF_INET6;
+		qs->source_len = sizeof(*sin6);
+	}
+}
+
+static SSL_CTX *
+queue_tls_ctx(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1 ||
+	    SSL_CTX_dane_enable(ctx) <= 0) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static bool
+queue_outbound_tls_ok(const char *s)
+{
+	return s != NULL && (strcmp(s, "none") == 0 || strcmp(s, "may") == 0 ||
+	    strcmp(s, "encrypt") == 0 || strcmp(s, "verify") == 0);
+}
+
+static void
+queue_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct queue_server *qs = arg;
+	struct tegami_config *cfg;
+	struct queue_msg *m;
+	char err[1024];
+
+	(void)what;
+	if (sig == SIGTERM || sig == SIGINT) {
+		/* Attempts in flight are abandoned: their recipients stay
+		 * pending in the envelope, which is only rewritten after an
+		 * attempt, so nothing is lost (a delivery that got its 250 but
+		 * was not yet recorded may be repeated: the one duplicate
+		 * window SMTP has, RFC 1047). */
+		qs->stopping = true;
+		TAILQ_FOREACH(m, &qs->msgs, entry)
+			if (m->attempt != NULL)
+				queue_attempt_cancel(m->attempt);
+		event_base_loopexit(qs->base, NULL);
+		return;
+	}
+	if (sig == SIGUSR1) {
+		/* `tegami queue flush`: every message is due now. */
+		log_info("queue: flush");
+		TAILQ_FOREACH(m, &qs->msgs, entry)
+			m->next_attempt = 0;
+		queue_scan(qs);
+		return;
+	}
+	if (config_load(qs->config_path, &cfg, err, sizeof(err)) < 0 ||
+	    !queue_outbound_tls_ok(cfg->outbound_tls)) {
+		log_warnx("queue: reload: %s; keeping the old settings",
+		    err[0] ? err : "bad outbound_tls");
+		return;
+	}
+	config_free(&qs->cfg);
+	qs->cfg = cfg;
+	queue_set_source(qs);
+	log_info("queue: reloaded configuration");
+}
+
+static void
+queue_drop_privileges(const struct passwd *pw)
+{
+	gid_t gid = pw->pw_gid;
+
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+		fatal("queue: dropping privileges to %s", pw->pw_name);
+	if (setuid(0) == 0 || seteuid(0) == 0)
+		fatalx("queue: privileges could still be regained");
+}
+
+void
+queue_server_main(const char *config_path, int auth_fd,
+    const struct passwd *pw, const sigset_t *oldmask)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	struct queue_server qs;
+	struct auth_client *auth;
+	struct event *sig_ev[4], *tick, *inotify_ev;
+	struct timeval tv = { .tv_sec = QUEUE_TICK_SECONDS };
+	char err[1024];
+	int ifd;
+	size_t i;
+
+	log_set_role("queue");
+	signal(SIGPIPE, SIG_IGN);
+	memset(&qs, 0, sizeof(qs));
+	TAILQ_INIT(&qs.msgs);
+	TAILQ_INIT(&qs.waiting);
+	qs.config_path = config_path;
+	err[0] = '\0';
+	if (config_load(config_path, &qs.cfg, err, sizeof(err)) < 0 ||
+	    !queue_outbound_tls_ok(qs.cfg->outbound_tls) ||
+	    queue_read_relay_auth(&qs, err, sizeof(err)) < 0) {
+		log_warnx("queue: %s", err[0] ? err : "outbound_tls must be "
+		    "none, may, encrypt or verify");
+		exit(QUEUE_EXIT_CONFIG);
+	}
+	if (path_join(qs.queue_dir, sizeof(qs.queue_dir), "%s/queue",
+	    qs.cfg->state_dir) < 0 ||
+	    path_join(qs.incoming_dir, sizeof(qs.incoming_dir),
+	    "%s/queue/incoming", qs.cfg->state_dir) < 0 ||
+	    path_join(qs.mail_root, sizeof(qs.mail_root), "%s/mail",
+	    qs.cfg->state_dir) < 0)
+		fatalx("state_dir path too long");
+	queue_set_source(&qs);
+	qs.tls_ctx = queue_tls_ctx();
+	if (qs.tls_ctx == NULL)
+		fatalx("queue: cannot make a TLS client context");
+	if (pw != NULL)
+		queue_drop_privileges(pw);
+
+	qs.base = event_base_new();
+	if (qs.base == NULL)
+		fatalx("event_base_new failed");
+	qs.dns = dns_resolver_new(qs.base, qs.cfg->resolver, NULL, err,
+	    sizeof(err));
+	if (qs.dns == NULL) {
+		log_warnx("queue: resolver: %s", err);
+		exit(QUEUE_EXIT_CONFIG);
+	}
+	auth = auth_client_new(qs.base, auth_fd, queue_accounts_cb, &qs);
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (ifd < 0 || inotify_add_watch(ifd, qs.queue_dir,
+	    IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+		fatal("queue: inotify on %s", qs.queue_dir);
+	inotify_ev = event_new(qs.base, ifd, EV_READ | EV_PERSIST,
+	    queue_inotify_cb, &qs);
+	tick = event_new(qs.base, -1, EV_PERSIST, queue_tick_cb, &qs);
+	if (inotify_ev == NULL || tick == NULL ||
+	    event_add(inotify_ev, NULL) < 0 || event_add(tick, &tv) < 0)
+		fatalx("queue: event_add failed");
+	for (i = 0; i < 4; i++) {
+		sig_ev[i] = evsignal_new(qs.base, sigs[i], queue_signal_cb, &qs);
+		if (sig_ev[i] == NULL || evsignal_add(sig_ev[i], NULL) < 0)
+			fatalx("queue: evsignal_add failed");
+	}
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	queue_scan(&qs);
+	log_info("queue ready: %zu messages waiting, %s", qs.n_msgs,
+	    qs.cfg->relay_host != NULL ? "through the relay host" :
+	    "direct to MX hosts");
+	event_base_dispatch(qs.base);
+
+	for (i = 0; i < 4; i++)
+		event_free(sig_ev[i]);
+	event_free(tick);
+	event_free(inotify_ev);
+	close(ifd);
+	auth_client_free(&auth);
+	dns_resolver_free(&qs.dns);
+	while (!TAILQ_EMPTY(&qs.msgs))
+		queue_msg_free(&qs, TAILQ_FIRST(&qs.msgs));
+	SSL_CTX_free(qs.tls_ctx);
+	accounts_free(&qs.accounts);
+	event_base_free(qs.base);
+	config_free(&qs.cfg);
+	log_info("queue stopped");
+	exit(0);
+}
