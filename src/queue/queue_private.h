@@ -65,6 +65,8 @@ struct queue_server {
 	unsigned connections;		/* outbound sessions open */
 	struct queue_wait_list waiting;
 	bool stopping;
+	struct queue_pickup *pickup;	/* queue_pickup.c's state */
+	struct queue_control *control;	/* queue_control.c's state */
 };
 
 /* queue_server.c */
@@ -78,6 +80,27 @@ void queue_slot_cancel(struct queue_server *qs, struct queue_wait *w);
 /* The scheduler learns a message (new file, bounce, scan). */
 void queue_msg_add(struct queue_server *qs, const char *id,
     uint64_t next_attempt);
+
+/* The message with this id, or NULL. */
+struct queue_msg *queue_msg_lookup(struct queue_server *qs, const char *id);
+/* Forgets m (its files are gone or being removed); m must be idle. */
+void queue_msg_forget(struct queue_server *qs, struct queue_msg *m);
+
+/*
+ * queue_pickup.c: the local submission socket of `tegami sendmail`
+ * (STATE/run/pickup): messages handed over there are made durable in
+ * queue/ like any other, then delivered. Started once the process runs
+ * as its user; -1 with err when it cannot be.
+ */
+int queue_pickup_start(struct queue_server *qs, char *err, size_t errsize);
+void queue_pickup_stop(struct queue_server *qs);
+
+/*
+ * queue_control.c: the control socket of `tegami queue flush|delete|
+ * bounce` (STATE/run/queue-control, root and user only).
+ */
+int queue_control_start(struct queue_server *qs, char *err, size_t errsize);
+void queue_control_stop(struct queue_server *qs);
 
 /* queue_attempt.c */
 /* Starts delivering m; calls queue_attempt_finished when done. */

@@ -133,8 +133,8 @@ queue_slot_release(struct queue_server *qs, const char *domain)
 
 /* ---- The messages ------------------------------------------------------ */
 
-static struct queue_msg *
-queue_msg_find(struct queue_server *qs, const char *id)
+struct queue_msg *
+queue_msg_lookup(struct queue_server *qs, const char *id)
 {
 	struct queue_msg *m;
 
@@ -147,7 +147,7 @@ queue_msg_find(struct queue_server *qs, const char *id)
 void
 queue_msg_add(struct queue_server *qs, const char *id, uint64_t next_attempt)
 {
-	struct queue_msg *m = queue_msg_find(qs, id);
+	struct queue_msg *m = queue_msg_lookup(qs, id);
 
 	if (m != NULL)
 		return;
@@ -164,6 +164,12 @@ queue_msg_free(struct queue_server *qs, struct queue_msg *m)
 	TAILQ_REMOVE(&qs->msgs, m, entry);
 	qs->n_msgs--;
 	free(m);
+}
+
+void
+queue_msg_forget(struct queue_server *qs, struct queue_msg *m)
+{
+	queue_msg_free(qs, m);
 }
 
 void
@@ -467,6 +473,11 @@ queue_server_main(const char *config_path, int auth_fd,
 		if (sig_ev[i] == NULL || evsignal_add(sig_ev[i], NULL) < 0)
 			fatalx("queue: evsignal_add failed");
 	}
+	if (queue_pickup_start(&qs, err, sizeof(err)) < 0 ||
+	    queue_control_start(&qs, err, sizeof(err)) < 0) {
+		log_warnx("queue: %s", err);
+		exit(QUEUE_EXIT_CONFIG);
+	}
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	queue_scan(&qs);
 	log_info("queue ready: %zu messages waiting, %s", qs.n_msgs,
@@ -474,6 +485,8 @@ queue_server_main(const char *config_path, int auth_fd,
 	    "direct to MX hosts");
 	event_base_dispatch(qs.base);
 
+	queue_pickup_stop(&qs);
+	queue_control_stop(&qs);
 	for (i = 0; i < 4; i++)
 		event_free(sig_ev[i]);
 	event_free(tick);
