@@ -110,8 +110,13 @@ clean_incoming(const char *dir)
 static int
 prepare_state_dir(const struct tegami_config *cfg, const struct passwd *pw)
 {
-	char mail[PATH_MAX], queue[PATH_MAX], incoming[PATH_MAX];
+	char mail[PATH_MAX], queue[PATH_MAX], incoming[PATH_MAX], run[PATH_MAX];
 
+	/* run/ holds the queue process's sockets: sendmail's pickup, which
+	 * every local user may reach, and the control socket. */
+	if (path_join(run, sizeof(run), "%s/run", cfg->state_dir) < 0 ||
+	    prepare_dir(run, 0755, pw) < 0)
+		return -1;
 	if (path_join(mail, sizeof(mail), "%s/mail", cfg->state_dir) < 0 ||
 	    path_join(queue, sizeof(queue), "%s/queue", cfg->state_dir) < 0 ||
 	    path_join(incoming, sizeof(incoming), "%s/queue/incoming",
