@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -18,6 +19,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "net/io.h"
+#include "queue/queue_envelope.h"
 #include "smtp/smtp_received.h"
 #include "smtp/smtp_session_private.h"
 #include "store/commit.h"
@@ -281,31 +283,30 @@ smtp_message_refusal(struct smtp_session *s)
 	return NULL;
 }
 
+/* The queue envelope (queue_envelope.h) for the remote recipients. */
 static char *
 smtp_envelope_text(struct smtp_session *s, size_t *len_r)
 {
-	size_t i, cap = 256, len = 0;
-	char *buf = xmalloc(cap);
-	int n;
+	struct queue_envelope env;
+	size_t i;
+	char *text;
 
-	n = snprintf(buf, cap, "version 1\nqueue-id %s\nsender <%s>\n",
-	    s->queue_id, s->from);
-	len = (size_t)n;
-	for (i = 0; i < s->rcpts.n_targets; i++) {
-		const struct recipient_target *t = &s->rcpts.targets[i];
-		size_t need = strlen(t->address) + 16;
-
-		if (t->local)
-			continue;
-		if (len + need >= cap) {
-			cap = (len + need) * 2;
-			buf = xreallocarray(buf, cap, 1);
-		}
-		len += (size_t)snprintf(buf + len, cap - len, "recipient <%s>\n",
-		    t->address);
-	}
-	*len_r = len;
-	return buf;
+	memset(&env, 0, sizeof(env));
+	memcpy(env.queue_id, s->queue_id, sizeof(env.queue_id));
+	env.created = (uint64_t)time(NULL);
+	env.sender = s->from;
+	env.smtputf8 = s->mail.smtputf8;
+	env.body = s->mail.body == SMTP_BODY_8BITMIME ? QUEUE_BODY_8BITMIME :
+	    QUEUE_BODY_7BIT;
+	env.auth = s->authenticated ? s->account : NULL;
+	env.rcpts = xcalloc(s->rcpts.n_targets, sizeof(*env.rcpts));
+	for (i = 0; i < s->rcpts.n_targets; i++)
+		if (!s->rcpts.targets[i].local)
+			env.rcpts[env.n_rcpts++].address =
+			    s->rcpts.targets[i].address;
+	text = queue_envelope_format(&env, len_r);
+	free(env.rcpts);
+	return text;
 }
 
 /* The end of a message: refuse it, or hand it to the disk threads. */
@@ -368,6 +369,19 @@ smtp_message_end(struct smtp_session *s)
 			continue;
 		}
 		job->maildirs[job->n_maildirs++] = xstrdup(path);
+	}
+	if (job->queue_path != NULL && job->envelope == NULL) {
+		/* Cannot happen with addresses the parser accepted; never
+		 * queue a message without its envelope. */
+		job->fd = -1;
+		commit_job_free(job);
+		log_warnx("session=%s id=%s envelope too large", s->id,
+		    s->queue_id);
+		smtp_log_message(s, "deferred", "envelope too large");
+		smtp_transaction_reset(s);
+		smtp_set_state(s, SMTP_STATE_COMMAND);
+		smtp_reply(s, "451 4.3.0 Error: queue file write error");
+		return;
 	}
 	/* The job owns the file now. */
 	s->spool_fd = -1;
