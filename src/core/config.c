@@ -245,6 +245,12 @@ static const struct config_setting config_settings[] = {
 	  "For relay_host: a file holding one line \"USER PASSWORD\", mode "
 	  "0600 and owned by root or user; tegami logs in with AUTH PLAIN "
 	  "(or LOGIN) over TLS." },
+	{ "tls_trust_file", CT_PATH, FIELD(tls_trust_file), NULL,
+	  "none: the system's trust store only", 0, 0,
+	  "More CA certificates (PEM) that outbound delivery trusts besides "
+	  "the system's, for relay_host and outbound_tls = verify: another "
+	  "tegami's exported root (`tegami ca export --pem`), or a company "
+	  "CA." },
 	{ "outbound_tls", CT_STRING, FIELD(outbound_tls), "may", NULL, 0, 0,
 	  "TLS for outbound delivery to MX hosts: none, may (STARTTLS when "
 	  "offered, the certificate not checked: what most of the Internet "
@@ -259,7 +265,7 @@ static const struct config_setting config_settings[] = {
 	  1, 86400,
 	  "The longest wait between two attempts." },
 	{ "queue_max_age", CT_DURATION, FIELD(queue_max_age), "5d", NULL,
-	  60, 30 * 86400,
+	  10, 30 * 86400,
 	  "How long a message is retried before it is returned to its "
 	  "sender as undeliverable." },
 	{ "queue_delay_warning", CT_DURATION, FIELD(queue_delay_warning),
@@ -764,6 +770,7 @@ config_free(struct tegami_config **cfgp)
 	free(cfg->relay_host);
 	free(cfg->relay_auth_file);
 	free(cfg->outbound_tls);
+	free(cfg->tls_trust_file);
 	free(cfg);
 	*cfgp = NULL;
 }

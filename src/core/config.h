@@ -52,6 +52,7 @@ struct tegami_config {
 	char *relay_host;	/* NULL: MX delivery; "HOST[:PORT]" */
 	char *relay_auth_file;	/* NULL: no AUTH to the relay */
 	char *outbound_tls;	/* none | may | encrypt | verify */
+	char *tls_trust_file;	/* NULL, or extra CA certificates (PEM) */
 	unsigned queue_retry_min;	/* seconds */
 	unsigned queue_retry_max;	/* seconds */
 	unsigned queue_max_age;		/* seconds */

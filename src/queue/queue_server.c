@@ -330,16 +330,29 @@ queue_set_source(struct queue_server *qs)
 	}
 }
 
+/* The outbound client context: the system's trust store, plus
+ * tls_trust_file when set. */
 static SSL_CTX *
-queue_tls_ctx(void)
+queue_tls_ctx(const struct tegami_config *cfg, char *err, size_t errsize)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
-	if (ctx == NULL)
+	if (ctx == NULL) {
+		snprintf(err, errsize, "cannot make a TLS client context");
 		return NULL;
+	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	if (SSL_CTX_set_default_verify_paths(ctx) != 1 ||
 	    SSL_CTX_dane_enable(ctx) <= 0) {
+		snprintf(err, errsize, "cannot load the system trust store");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (cfg->tls_trust_file != NULL &&
+	    SSL_CTX_load_verify_locations(ctx, cfg->tls_trust_file,
+	    NULL) != 1) {
+		snprintf(err, errsize, "tls_trust_file %s: no certificate "
+		    "could be read", cfg->tls_trust_file);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -442,9 +455,11 @@ queue_server_main(const char *config_path, int auth_fd,
 	    qs.cfg->state_dir) < 0)
 		fatalx("state_dir path too long");
 	queue_set_source(&qs);
-	qs.tls_ctx = queue_tls_ctx();
-	if (qs.tls_ctx == NULL)
-		fatalx("queue: cannot make a TLS client context");
+	qs.tls_ctx = queue_tls_ctx(qs.cfg, err, sizeof(err));
+	if (qs.tls_ctx == NULL) {
+		log_warnx("queue: %s", err);
+		exit(QUEUE_EXIT_CONFIG);
+	}
 	if (pw != NULL)
 		queue_drop_privileges(pw);
 

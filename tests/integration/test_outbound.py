@@ -7,7 +7,10 @@
 import email
 import email.policy
 import os
+import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -22,13 +25,21 @@ ALICE, ALICE_PW = "alice@a.test", "alice-Outbound-1"
 BOB, BOB_PW = "bob@b.test", "bob-Outbound-2"
 DELIVERY_WAIT = 30.0     # a bound that only catches a stuck queue
 
+PEER_IP = "127.0.0.5"     # fake SMTP peers (FakePeer) listen here
+DOWN_IP = "127.0.0.9"     # nothing ever listens here
+C_IP = "127.0.0.4"        # a third tegami, which sends through a smarthost
+
 ZONE = """\
 a.test MX 10 mx.a.test
 mx.a.test A %(a)s
 b.test MX 10 mx.b.test
 mx.b.test A %(b)s
 null.test MX 0 .
-""" % {"a": A_IP, "b": B_IP}
+peer.test MX 10 mx.peer.test
+mx.peer.test A %(peer)s
+down.test MX 10 mx.down.test
+mx.down.test A %(down)s
+""" % {"a": A_IP, "b": B_IP, "peer": PEER_IP, "down": DOWN_IP}
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +64,13 @@ def dns(tmp_path_factory):
     p.wait(10)
 
 
-def make_server(ip, domain, hostname, users, resolver):
+def make_server(ip, domain, hostname, users, resolver, extra=()):
     srv = th.TegamiServer(
         users=users, aliases={}, domains=(domain,), listen=ip,
         hostname=hostname, port_base=0,
         extra_config=["resolver = " + resolver, "queue_retry_min = 1s",
                       "queue_retry_max = 2s", "workers = 1",
-                      "auth_failure_delay_ms = 10"])
+                      "auth_failure_delay_ms = 10"] + list(extra))
     srv.init()
     srv.start()
     return srv
@@ -181,3 +192,201 @@ def test_bounce_of_a_bounce_is_never_sent(servers):
     assert queue_files(a) == []
     time.sleep(1)
     assert len(th.all_mail_files(a.dir)) == before
+
+
+class FakePeer:
+    """An SMTP server on PEER_IP:25 (a thread): the n-th connection gets
+    replies[n] for RCPT ("250 ..." or a 4xx/5xx line), the last entry for
+    every later one; accepted messages are kept in .messages."""
+
+    def __init__(self, rcpt_replies):
+        self.rcpt_replies = list(rcpt_replies)
+        self.connections = 0
+        self.messages = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((PEER_IP, 25))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            n = self.connections
+            self.connections += 1
+            reply = self.rcpt_replies[min(n, len(self.rcpt_replies) - 1)]
+            try:
+                self.serve(conn, reply)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def serve(self, conn, rcpt_reply):
+        conn.settimeout(th.HANG)
+        f = conn.makefile("rb")
+        conn.sendall(b"220 mx.peer.test ESMTP fake\r\n")
+        data = None
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            cmd = line[:4].upper()
+            if data is not None:
+                if line == b".\r\n":
+                    self.messages.append(b"".join(data))
+                    data = None
+                    conn.sendall(b"250 2.0.0 accepted\r\n")
+                else:
+                    data.append(line)
+                continue
+            if cmd == b"EHLO":
+                conn.sendall(b"250-mx.peer.test\r\n250 8BITMIME\r\n")
+            elif cmd == b"RCPT":
+                conn.sendall(rcpt_reply.encode() + b"\r\n")
+            elif cmd == b"DATA":
+                data = []
+                conn.sendall(b"354 go on\r\n")
+            elif cmd == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 ok\r\n")
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+        self.thread.join(5)
+
+
+def test_temporary_failure_is_retried(servers):
+    """A 451 to RCPT keeps the recipient pending; the retry (after
+    queue_retry_min) delivers it, once."""
+    a, _ = servers
+    peer = FakePeer(["451 4.3.0 try again later", "250 2.1.5 ok"])
+    try:
+        token = b"RETRY-%d" % time.monotonic_ns()
+        submit(a, ALICE, ALICE_PW, ALICE, ["someone@peer.test"],
+               b"Subject: retry\r\n\r\n" + token + b"\r\n")
+        a.wait_log(r"to=<someone@peer\.test> relay=mx\.peer\.test deferred "
+                   r"status=4\.3\.0", timeout=DELIVERY_WAIT)
+        a.wait_log(r"to=<someone@peer\.test> relay=mx\.peer\.test "
+                   r"delivered", timeout=DELIVERY_WAIT)
+        assert peer.connections == 2
+        assert len(peer.messages) == 1 and token in peer.messages[0]
+        # our Return-Path is not sent on to another MTA
+        assert b"Return-Path:" not in peer.messages[0]
+    finally:
+        peer.close()
+
+
+def test_permanent_failure_from_a_peer_bounces(servers):
+    a, _ = servers
+    peer = FakePeer(["550 5.1.1 no such user here"])
+    try:
+        token = b"PEER550-%d" % time.monotonic_ns()
+        submit(a, ALICE, ALICE_PW, ALICE, ["gone@peer.test"],
+               b"Subject: " + token + b"\r\n\r\nbody\r\n")
+        msg, parts = read_bounce(a, token)
+        status = parts[1].as_bytes()
+        assert b"Status: 5.1.1" in status
+        assert b"Remote-MTA: dns; mx.peer.test" in status
+        assert b"no such user here" in status
+        assert peer.connections == 1 and peer.messages == []
+    finally:
+        peer.close()
+
+
+def test_unreachable_domain_bounces_after_max_age(dns):
+    """Connections refused until queue_max_age: the recipient fails with
+    4.4.7 and the sender gets the bounce (the last error included)."""
+    d = make_server("127.0.0.6", "d.test", "mx.d.test",
+                    {"dave@d.test": "dave-Outbound-3"}, dns,
+                    extra=["queue_max_age = 10s"])
+    try:
+        token = b"MAXAGE-%d" % time.monotonic_ns()
+        submit(d, "dave@d.test", "dave-Outbound-3", "dave@d.test",
+               ["x@down.test"], b"Subject: " + token + b"\r\n\r\nbody\r\n")
+        d.wait_log(r"id=\w+ deferred: 1 pending", timeout=DELIVERY_WAIT)
+        msg, parts = read_bounce(d, token)
+        status = parts[1].as_bytes()
+        assert b"Status: 4.4.7" in status
+        assert b"x@down.test" in status
+        assert b"Action: failed" in status
+    finally:
+        d.stop()
+
+
+def test_kill_9_loses_nothing_and_resumes(dns):
+    """Messages waiting for a destination that is down survive kill -9 of
+    the whole server; after the restart each is delivered exactly once."""
+    e = make_server("127.0.0.7", "e.test", "mx.e.test",
+                    {"erin@e.test": "erin-Outbound-4"}, dns)
+    peer = None
+    try:
+        tokens = [b"K9-%d-%d" % (i, time.monotonic_ns()) for i in range(5)]
+        for t in tokens:
+            submit(e, "erin@e.test", "erin-Outbound-4", "erin@e.test",
+                   ["r@peer.test"], b"Subject: k9\r\n\r\n" + t + b"\r\n")
+        e.wait_log(r"relay=|no address|deferred", timeout=DELIVERY_WAIT)
+        for pid in e.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        e.proc.wait(th.HANG)
+        e.intentionally_dead = True
+        envs = [f for f in queue_files(e) if f.endswith(".env")]
+        assert len(envs) == 5, queue_files(e)
+        peer = FakePeer(["250 2.1.5 ok"])
+        e.start()
+        deadline = time.monotonic() + DELIVERY_WAIT
+        while len(peer.messages) < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        got = sorted(t for t in tokens for m in peer.messages if t in m)
+        assert got == sorted(tokens), (len(peer.messages), e.log_tail())
+        time.sleep(2.5)      # longer than queue_retry_max: no second copy
+        assert len(peer.messages) == 5
+        assert queue_files(e) == []
+    finally:
+        if peer is not None:
+            peer.close()
+        e.stop()
+
+
+def test_smarthost_with_auth(dns, servers, tmp_path):
+    """OP25B: a server that may not reach port 25 sends everything through
+    the relay host's submission port (B's 587: STARTTLS verified against
+    B's root, AUTH PLAIN); B then delivers it."""
+    a, b = servers
+    b.user_add("relay@b.test", "relay-Outbound-5")
+    b.tegami("user", "send-as", "relay@b.test", "@c.test", check=True)
+    auth = tmp_path / "relay-auth"
+    auth.write_text("relay@b.test relay-Outbound-5\n")
+    os.chmod(auth, 0o600)
+    c = make_server(C_IP, "c.test", "mx.c.test",
+                    {"carol@c.test": "carol-Outbound-6"}, dns,
+                    extra=["relay_host = mx.b.test:587",
+                           "relay_auth_file = %s" % auth,
+                           "tls_trust_file = %s" % b.root_pem()])
+    try:
+        token = b"SMARTHOST-%d" % time.monotonic_ns()
+        time.sleep(1.5)      # B's auth process notices the new user
+        submit(c, "carol@c.test", "carol-Outbound-6", "carol@c.test", [BOB],
+               b"Subject: via relay\r\n\r\n" + token + b"\r\n")
+        (path,) = wait_for_mail(b, token)
+        text = th.read(path)
+        assert b"with ESMTPSA" in text       # B took it with AUTH over TLS
+        c.wait_log(r"to=<bob@b\.test> relay=mx\.b\.test delivered .* "
+                   r"verified")
+        b.wait_log(r"authenticated user=<relay@b\.test>")
+    finally:
+        c.stop()
