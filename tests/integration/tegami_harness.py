@@ -284,6 +284,11 @@ class TegamiServer:
             self.tegami("alias", "add", alias, *targets, check=True)
         if self.extra_config:
             self.append_config(self.extra_config)
+        if not any(l.split("=")[0].strip() == "resolver"
+                   for l in self.extra_config):
+            # Never the system's resolver: a test's queue process asks a
+            # loopback port where nothing answers (and fails at once).
+            self.append_config(["resolver = 127.0.0.1@9"])
         return self
 
     def append_config(self, lines):
