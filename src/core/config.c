@@ -233,6 +233,14 @@ static const struct config_setting config_settings[] = {
 	  "The DNS server outbound delivery asks for MX and address "
 	  "records: a numeric address, or ADDRESS@PORT. A local validating "
 	  "resolver (unbound) makes DNSSEC and DANE possible." },
+	{ "dns_trust_anchor", CT_PATH, FIELD(dns_trust_anchor), NULL,
+	  "none: no DNSSEC validation, no DANE", 0, 0,
+	  "A DNSSEC trust anchor file (unbound-anchor writes one, e.g. "
+	  "/usr/share/dns/root.key). With it the resolver validates "
+	  "answers, and outbound delivery uses DANE (RFC 7672): when a "
+	  "domain's MX records and the MX host's TLSA records are signed, "
+	  "TLS is required and the certificate must match them. A local "
+	  "validating resolver in the resolver setting does as well." },
 	{ "relay_host", CT_STRING, FIELD(relay_host), NULL,
 	  "none: deliver to each domain's MX", 0, 0,
 	  "A smarthost that takes all outbound mail: HOST or HOST:PORT "
@@ -767,6 +775,7 @@ config_free(struct tegami_config **cfgp)
 	free(cfg->user);
 	free(cfg->auth_user);
 	free(cfg->resolver);
+	free(cfg->dns_trust_anchor);
 	free(cfg->relay_host);
 	free(cfg->relay_auth_file);
 	free(cfg->outbound_tls);

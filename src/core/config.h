@@ -49,6 +49,7 @@ struct tegami_config {
 
 	/* Outbound delivery (the queue process). */
 	char *resolver;		/* NULL: system; "ADDR" or "ADDR@PORT" */
+	char *dns_trust_anchor;	/* NULL: no DNSSEC validation */
 	char *relay_host;	/* NULL: MX delivery; "HOST[:PORT]" */
 	char *relay_auth_file;	/* NULL: no AUTH to the relay */
 	char *outbound_tls;	/* none | may | encrypt | verify */

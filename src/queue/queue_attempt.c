@@ -37,6 +37,11 @@ struct domain_job {
 	size_t n_hosts, host_i;
 	unsigned port;
 	bool relay;
+	bool mx_secure;			/* DNSSEC-signed MX: DANE may apply */
+	/* The current host's usable TLSA records (RFC 7672): DANE. */
+	struct dns_tlsa tlsa[DNS_TLSA_MAX];
+	size_t n_tlsa;
+	bool dane;
 	struct dns_addr_result *addrs_result;
 	size_t addr_i;
 	uint64_t dns_handle;
@@ -64,6 +69,7 @@ struct queue_attempt {
 };
 
 static void job_next_host(struct domain_job *j);
+static void job_addrs_cb(void *arg, const struct dns_addr_result *r);
 static void job_next_addr(struct domain_job *j);
 
 /* ---- Recording outcomes ------------------------------------------------ */
@@ -310,6 +316,8 @@ job_tls_policy(const struct domain_job *j)
 
 	if (j->relay)
 		return SMTP_TLS_VERIFY;
+	if (j->dane)
+		return SMTP_TLS_DANE;
 	if (strcmp(p, "none") == 0)
 		return SMTP_TLS_NONE;
 	if (strcmp(p, "encrypt") == 0)
@@ -381,6 +389,10 @@ job_connect(void *arg)
 	p->tls = job_tls_policy(j);
 	p->implicit_tls = j->relay && j->port == 465;
 	p->tls_ctx = qs->tls_ctx;
+	if (j->dane) {
+		p->tlsa = j->tlsa;
+		p->n_tlsa = j->n_tlsa;
+	}
 	if (j->relay) {
 		p->auth_user = qs->relay_user;
 		p->auth_password = qs->relay_password;
@@ -435,8 +447,50 @@ job_addrs_cb(void *arg, const struct dns_addr_result *r)
 }
 
 static void
+job_lookup_addrs(struct domain_job *j)
+{
+	j->dns_handle = dns_lookup_addrs(j->a->qs->dns,
+	    j->hosts[j->host_i].host, j->port, job_addrs_cb, j);
+}
+
+/*
+ * RFC 7672 2.2: the TLSA records of an MX host found through a signed MX
+ * lookup. Secure and usable: DANE, TLS and a matching certificate are
+ * required. Insecure or none: the usual policy. A failed or bogus lookup
+ * makes the host unusable now (it might be a downgrade attack).
+ */
+static void
+job_tlsa_cb(void *arg, const struct dns_tlsa_result *r)
+{
+	struct domain_job *j = arg;
+	const char *host = j->hosts[j->host_i].host;
+
+	j->dns_handle = 0;
+	j->n_tlsa = 0;
+	j->dane = false;
+	if (r->status == DNS_TEMPFAIL || r->status == DNS_BOGUS) {
+		snprintf(j->remote, sizeof(j->remote), "%s", host);
+		snprintf(j->status, sizeof(j->status), "4.7.5");
+		snprintf(j->diag, sizeof(j->diag), "%s: TLSA lookup failed "
+		    "(%s); not delivering without DANE", host,
+		    dns_status_name(r->status));
+		j->host_i++;
+		job_next_host(j);
+		return;
+	}
+	if (r->status == DNS_OK && r->secure && r->n_records > 0) {
+		memcpy(j->tlsa, r->records, r->n_records * sizeof(r->records[0]));
+		j->n_tlsa = r->n_records;
+		j->dane = true;
+	}
+	job_lookup_addrs(j);
+}
+
+static void
 job_next_host(struct domain_job *j)
 {
+	j->dane = false;
+	j->n_tlsa = 0;
 	if (j->host_i >= j->n_hosts) {
 		/* Every host failed: the recipients wait for the next try. */
 		if (j->status[0] == '\0')
@@ -445,8 +499,12 @@ job_next_host(struct domain_job *j)
 		job_done(j);
 		return;
 	}
-	j->dns_handle = dns_lookup_addrs(j->a->qs->dns,
-	    j->hosts[j->host_i].host, j->port, job_addrs_cb, j);
+	if (j->mx_secure && !j->relay) {
+		j->dns_handle = dns_lookup_tlsa(j->a->qs->dns,
+		    j->hosts[j->host_i].host, j->port, job_tlsa_cb, j);
+		return;
+	}
+	job_lookup_addrs(j);
 }
 
 static void
@@ -459,6 +517,7 @@ job_mx_cb(void *arg, const struct dns_mx_result *r)
 	case DNS_OK:
 		memcpy(j->hosts, r->hosts, r->n_hosts * sizeof(r->hosts[0]));
 		j->n_hosts = r->n_hosts;
+		j->mx_secure = r->secure;
 		j->host_i = 0;
 		job_next_host(j);
 		return;

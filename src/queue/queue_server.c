@@ -460,18 +460,19 @@ queue_server_main(const char *config_path, int auth_fd,
 		log_warnx("queue: %s", err);
 		exit(QUEUE_EXIT_CONFIG);
 	}
-	if (pw != NULL)
-		queue_drop_privileges(pw);
-
 	qs.base = event_base_new();
 	if (qs.base == NULL)
 		fatalx("event_base_new failed");
-	qs.dns = dns_resolver_new(qs.base, qs.cfg->resolver, NULL, err,
-	    sizeof(err));
+	/* Reads resolv.conf and the trust anchor: still with the parent's
+	 * rights, like the TLS trust file. */
+	qs.dns = dns_resolver_new(qs.base, qs.cfg->resolver,
+	    qs.cfg->dns_trust_anchor, err, sizeof(err));
 	if (qs.dns == NULL) {
 		log_warnx("queue: resolver: %s", err);
 		exit(QUEUE_EXIT_CONFIG);
 	}
+	if (pw != NULL)
+		queue_drop_privileges(pw);
 	auth = auth_client_new(qs.base, auth_fd, queue_accounts_cb, &qs);
 	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (ifd < 0 || inotify_add_watch(ifd, qs.queue_dir,

@@ -390,3 +390,86 @@ def test_smarthost_with_auth(dns, servers, tmp_path):
         b.wait_log(r"authenticated user=<relay@b\.test>")
     finally:
         c.stop()
+
+
+def start_dns(zone_text, workdir, sign=None):
+    """A test DNS server for zone_text; with sign, the zone is signed at
+    that apex and the trust anchor file is returned too."""
+    zone = os.path.join(workdir, "zone")
+    with open(zone, "w") as f:
+        f.write(zone_text)
+    cmd = ["/usr/bin/python3", DNS_SERVER, "--listen", "127.0.0.1",
+           "--port", "0", "--zone", zone]
+    anchor = None
+    if sign:
+        anchor = os.path.join(workdir, "anchor")
+        cmd += ["--sign", sign, "--anchor-out", anchor]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    port = None
+    deadline = time.monotonic() + th.HANG
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if line.startswith("port "):
+            port = int(line.split()[1])
+        if line.strip() == "ready":
+            break
+    assert port, "the test DNS server did not start"
+    return p, "127.0.0.1@%d" % port, anchor
+
+
+def spki_sha256(cert_path):
+    pub = subprocess.run(["openssl", "x509", "-in", cert_path, "-pubkey",
+                          "-noout"], check=True, stdout=subprocess.PIPE).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                         input=pub, check=True, stdout=subprocess.PIPE).stdout
+    import hashlib
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_dane_verifies_and_refuses_a_mismatch(tmp_path):
+    """RFC 7672: with a signed MX and signed TLSA records (a trust anchor
+    configured), delivery needs TLS with a certificate that matches the
+    TLSA record; a mismatching record means no delivery, not a fallback
+    to unauthenticated TLS or cleartext."""
+    g = th.TegamiServer(users={"gina@dane.test": "gina-Outbound-7",
+                               "gina@bad.dane.test": "gina-Outbound-7"},
+                        aliases={}, domains=("dane.test", "bad.dane.test"),
+                        listen="127.0.0.8", hostname="mx.dane.test",
+                        port_base=0, extra_config=["workers = 1"])
+    g.init()
+    digest = spki_sha256(os.path.join(g.dir, "tls", "mx.dane.test.crt"))
+    zone = ("dane.test MX 10 mx.dane.test\n"
+            "mx.dane.test A 127.0.0.8\n"
+            "_25._tcp.mx.dane.test TLSA 3 1 1 %s\n"
+            "bad.dane.test MX 10 mx.bad.dane.test\n"
+            "mx.bad.dane.test A 127.0.0.8\n"
+            "_25._tcp.mx.bad.dane.test TLSA 3 1 1 %s\n" % (digest, "00" * 32))
+    dns_proc, resolver, anchor = start_dns(zone, str(tmp_path),
+                                           sign="dane.test")
+    f = None
+    try:
+        g.start()
+        f = make_server("127.0.0.10", "f.test", "mx.f.test",
+                        {"fred@f.test": "fred-Outbound-8"}, resolver,
+                        extra=["dns_trust_anchor = %s" % anchor])
+        token = b"DANE-%d" % time.monotonic_ns()
+        submit(f, "fred@f.test", "fred-Outbound-8", "fred@f.test",
+               ["gina@dane.test"], b"Subject: dane\r\n\r\n" + token + b"\r\n")
+        wait_for_mail(g, token)
+        f.wait_log(r"to=<gina@dane\.test> relay=mx\.dane\.test delivered "
+                   r".* verified")
+        bad = b"DANEBAD-%d" % time.monotonic_ns()
+        submit(f, "fred@f.test", "fred-Outbound-8", "fred@f.test",
+               ["gina@bad.dane.test"],
+               b"Subject: dane bad\r\n\r\n" + bad + b"\r\n")
+        f.wait_log(r"host=mx\.bad\.dane\.test: TLS handshake .*failed.*"
+                   r"no matching DANE TLSA records", timeout=DELIVERY_WAIT)
+        f.wait_log(r"id=\w+ deferred: 1 pending", timeout=DELIVERY_WAIT)
+        time.sleep(3)        # retries too (queue_retry_max 2 s)
+        assert th.files_containing(g.dir, bad) == []
+    finally:
+        if f is not None:
+            f.stop()
+        g.stop()
+        dns_proc.terminate()
+        dns_proc.wait(10)
