@@ -39,7 +39,10 @@ peer.test MX 10 mx.peer.test
 mx.peer.test A %(peer)s
 down.test MX 10 mx.down.test
 mx.down.test A %(down)s
-""" % {"a": A_IP, "b": B_IP, "peer": PEER_IP, "down": DOWN_IP}
+pf.test MX 10 mx.pf.test
+mx.pf.test A %(pf)s
+""" % {"a": A_IP, "b": B_IP, "peer": PEER_IP, "down": DOWN_IP,
+       "pf": "127.0.0.11"}
 
 
 @pytest.fixture(scope="module")
@@ -473,3 +476,45 @@ def test_dane_verifies_and_refuses_a_mismatch(tmp_path):
         g.stop()
         dns_proc.terminate()
         dns_proc.wait(10)
+
+
+def test_delivery_to_a_real_postfix(servers, tmp_path):
+    """A real Postfix (smtpd with STARTTLS, virtual Maildir) as the
+    receiving MX of pf.test."""
+    import glob
+    from postfix_peer import PostfixPeer
+    a, _ = servers
+    key, crt = str(tmp_path / "pf.key"), str(tmp_path / "pf.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", crt, "-days", "2", "-subj", "/CN=mx.pf.test"],
+                   check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    os.chmod(key, 0o644)
+    pf = PostfixPeer(addr="127.0.0.11", port=25, hostname="mx.pf.test",
+                     virtual={"pf.test": ["paul"]},
+                     main_extra={"smtpd_tls_security_level": "may",
+                                 "smtpd_tls_cert_file": crt,
+                                 "smtpd_tls_key_file": key})
+    try:
+        pf.setup()
+        pf.start()
+        token = b"POSTFIX-%d" % time.monotonic_ns()
+        submit(a, ALICE, ALICE_PW, ALICE, ["paul@pf.test"],
+               b"Subject: to postfix\r\n\r\n" + token + b"\r\n")
+        a.wait_log(r"to=<paul@pf\.test> relay=mx\.pf\.test delivered "
+                   r"status=2\S* tls=TLSv1\.[23]", timeout=DELIVERY_WAIT)
+        deadline = time.monotonic() + DELIVERY_WAIT
+        found = []
+        while not found and time.monotonic() < deadline:
+            for f in glob.glob(os.path.join(pf.maildir("pf.test", "paul"),
+                                            "new", "*")):
+                if token in th.read(f):
+                    found.append(f)
+            time.sleep(0.1)
+        assert found, pf.log()[-3000:]
+        text = th.read(found[0])
+        assert b"from mx.a.test" in text and b"ESMTPS" in text
+    finally:
+        pf.stop()
+        pf.cleanup()
