@@ -240,7 +240,7 @@ auth_client_check(struct auth_client *ac, const char *service,
     const char *ip, const char *user, const char *password,
     auth_result_cb cb, void *arg)
 {
-	struct auth_check *req = xcalloc(1, sizeof(*req));
+	struct auth_check req;
 	struct auth_pending *p = xcalloc(1, sizeof(*p));
 	struct timeval tv = { .tv_sec = AUTH_CLIENT_TIMEOUT_SECONDS };
 	ssize_t n;
@@ -256,17 +256,17 @@ auth_client_check(struct auth_client *ac, const char *service,
 		fatalx("auth: evtimer_new failed");
 	TAILQ_INSERT_TAIL(&ac->pending, p, entry);
 
-	req->type = AUTH_MSG_CHECK;
-	req->id = p->id;
-	snprintf(req->service, sizeof(req->service), "%s", service);
-	snprintf(req->ip, sizeof(req->ip), "%s", ip);
-	snprintf(req->user, sizeof(req->user), "%s", user);
-	snprintf(req->password, sizeof(req->password), "%s", password);
+	memset(&req, 0, sizeof(req));
+	req.type = AUTH_MSG_CHECK;
+	req.id = p->id;
+	snprintf(req.service, sizeof(req.service), "%s", service);
+	snprintf(req.ip, sizeof(req.ip), "%s", ip);
+	snprintf(req.user, sizeof(req.user), "%s", user);
+	snprintf(req.password, sizeof(req.password), "%s", password);
 	do
-		n = send(ac->fd, req, sizeof(*req), MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = send(ac->fd, &req, sizeof(req), MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);
-	explicit_bzero(req, sizeof(*req));
-	free(req);
+	explicit_bzero(&req, sizeof(req));
 	if (n != (ssize_t)sizeof(struct auth_check)) {
 		/* The auth process is far behind or gone: answer soon, not
 		 * from within this call. */
