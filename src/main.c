@@ -1,7 +1,10 @@
 /*
  * tegami: one mail server binary. Dispatches to the subcommands in src/cli;
  * every subcommand except init reads the config file given with -c.
+ * Invoked as "sendmail" (a symbolic link /usr/sbin/sendmail -> tegami) it
+ * is `tegami sendmail`, with the config from $TEGAMI_CONFIG or the default.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,8 @@
 #include "core/config.h"
 
 #define TEGAMI_DEFAULT_CONFIG "/etc/tegami/tegami.conf"
+/* Where sendmail finds the config when no -c can be given (docs). */
+#define TEGAMI_CONFIG_ENV "TEGAMI_CONFIG"
 
 static void
 usage(FILE *f)
@@ -35,26 +40,54 @@ usage(FILE *f)
 	    "       tegami [-c CONF] ca export --pem FILE | --der FILE\n"
 	    "       tegami [-c CONF] ca show [HOST] | list | revoke SERIAL | crl\n"
 	    "       tegami [-c CONF] queue list\n"
+	    "       tegami [-c CONF] sendmail [-t] [-i] [-f SENDER] [-F NAME] "
+	    "[ADDRESS...] < MESSAGE\n"
 	    "       tegami [-c CONF] config check\n"
 	    "       tegami config reference   (the settings, as Markdown)\n"
-	    "The default CONF is " TEGAMI_DEFAULT_CONFIG ".\n");
+	    "The default CONF is " TEGAMI_DEFAULT_CONFIG " (for sendmail: "
+	    "$" TEGAMI_CONFIG_ENV " when set).\n");
+}
+
+/* sendmail's config: -c, else $TEGAMI_CONFIG, else the default. */
+static const char *
+sendmail_config(const char *given)
+{
+	const char *env = getenv(TEGAMI_CONFIG_ENV);
+
+	if (given != NULL)
+		return given;
+	return env != NULL && env[0] != '\0' ? env : TEGAMI_DEFAULT_CONFIG;
+}
+
+static bool
+invoked_as_sendmail(const char *argv0)
+{
+	const char *base;
+
+	if (argv0 == NULL)
+		return false;
+	base = strrchr(argv0, '/');
+	base = base != NULL ? base + 1 : argv0;
+	return strcmp(base, "sendmail") == 0;
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *conf_path = TEGAMI_DEFAULT_CONFIG;
+	const char *conf_path = TEGAMI_DEFAULT_CONFIG, *conf_given = NULL;
 	struct tegami_config *cfg = NULL;
 	char err[1024];
 	const char *cmd;
 	int i = 1, status;
 
+	if (argc > 0 && invoked_as_sendmail(argv[0]))
+		return cli_sendmail(sendmail_config(NULL), argc, argv);
 	if (i < argc && strcmp(argv[i], "-c") == 0) {
 		if (i + 1 >= argc) {
 			usage(stderr);
 			return 2;
 		}
-		conf_path = argv[i + 1];
+		conf_path = conf_given = argv[i + 1];
 		i += 2;
 	}
 	if (i >= argc) {
@@ -69,6 +102,11 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "init") == 0)
 		return cli_init(argc - i, argv + i);
+	/* sendmail reads its config itself: its errors have sendmail's
+	 * exit statuses, not 1. */
+	if (strcmp(cmd, "sendmail") == 0)
+		return cli_sendmail(sendmail_config(conf_given), argc - i,
+		    argv + i);
 	/* The settings reference needs no config file: docs/config.md is
 	 * regenerated with `tegami config reference > docs/config.md`. */
 	if (strcmp(cmd, "config") == 0 && i + 1 < argc &&

@@ -23,6 +23,16 @@ int cli_alias(const struct tegami_config *cfg, int argc, char **argv);
 int cli_ca(const struct tegami_config *cfg, int argc, char **argv);
 /* tegami -c CONF queue list */
 int cli_queue(const struct tegami_config *cfg, int argc, char **argv);
+/*
+ * tegami [-c CONF] sendmail [OPTIONS] [ADDRESS...] < MESSAGE, and the
+ * binary invoked as "sendmail" (docs/sendmail.md). Reads conf_path itself
+ * and returns sendmail's exit statuses (sysexits.h) instead of 1 and 2:
+ * 0 only when the queue process has the message on disk, EX_USAGE,
+ * EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_SOFTWARE, EX_IOERR,
+ * EX_TEMPFAIL (not queued: the server is not running or said "later"),
+ * EX_CONFIG (the config file cannot be read).
+ */
+int cli_sendmail(const char *conf_path, int argc, char **argv);
 /* tegami -c CONF serve [--verbose] */
 int cli_serve(struct tegami_config *cfg, int argc, char **argv);
 
