@@ -39,7 +39,7 @@ usage(FILE *f)
 	    "       tegami [-c CONF] ca issue|renew|csr|selfsign HOST [--san NAME]...\n"
 	    "       tegami [-c CONF] ca export --pem FILE | --der FILE\n"
 	    "       tegami [-c CONF] ca show [HOST] | list | revoke SERIAL | crl\n"
-	    "       tegami [-c CONF] queue list\n"
+	    "       tegami [-c CONF] queue list|show ID|flush [ID]|delete ID|bounce ID\n"
 	    "       tegami [-c CONF] sendmail [-t] [-i] [-f SENDER] [-F NAME] "
 	    "[ADDRESS...] < MESSAGE\n"
 	    "       tegami [-c CONF] config check\n"

@@ -21,7 +21,7 @@ int cli_alias(const struct tegami_config *cfg, int argc, char **argv);
 /* tegami -c CONF ca init|issue|renew|csr|selfsign|export|show|list|
  * revoke|crl ... */
 int cli_ca(const struct tegami_config *cfg, int argc, char **argv);
-/* tegami -c CONF queue list */
+/* tegami -c CONF queue list | show ID | flush [ID] | delete ID | bounce ID */
 int cli_queue(const struct tegami_config *cfg, int argc, char **argv);
 /*
  * tegami [-c CONF] sendmail [OPTIONS] [ADDRESS...] < MESSAGE, and the

@@ -117,6 +117,12 @@ prepare_state_dir(const struct tegami_config *cfg, const struct passwd *pw)
 	if (path_join(run, sizeof(run), "%s/run", cfg->state_dir) < 0 ||
 	    prepare_dir(run, 0755, pw) < 0)
 		return -1;
+	/* Not narrowed by the umask, nor left narrow from before: every
+	 * local user's sendmail must reach the pickup socket. */
+	if (chmod(run, 0755) < 0) {
+		log_warn("chmod %s", run);
+		return -1;
+	}
 	if (path_join(mail, sizeof(mail), "%s/mail", cfg->state_dir) < 0 ||
 	    path_join(queue, sizeof(queue), "%s/queue", cfg->state_dir) < 0 ||
 	    path_join(incoming, sizeof(incoming), "%s/queue/incoming",
