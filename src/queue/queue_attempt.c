@@ -79,16 +79,19 @@ rcpt_set(struct queue_attempt *a, size_t i, enum queue_rcpt_state state,
     const char *remote, const char *status, const char *diag)
 {
 	struct queue_rcpt *r = &a->env.rcpts[i];
+	/* Copies first: remote and diag may be the recipient's own. */
+	char *new_remote = remote != NULL && remote[0] != '\0' ?
+	    xstrdup(remote) : NULL;
+	char *new_diag = diag != NULL && diag[0] != '\0' ? xstrdup(diag) : NULL;
 
 	r->state = state;
 	r->time = a->now;
 	free(r->remote);
-	r->remote = remote != NULL && remote[0] != '\0' ? xstrdup(remote) :
-	    NULL;
+	r->remote = new_remote;
 	snprintf(r->status, sizeof(r->status), "%s", status != NULL ? status :
 	    "");
 	free(r->diagnostic);
-	r->diagnostic = diag != NULL && diag[0] != '\0' ? xstrdup(diag) : NULL;
+	r->diagnostic = new_diag;
 }
 
 static void
