@@ -989,3 +989,37 @@ def wait_until(pred, timeout=HANG, interval=0.05, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for " + what)
         time.sleep(interval)
+
+
+DNS_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                          "dns_server.py")
+
+
+def start_dns_server(zone_text, workdir, sign=None):
+    """tests/dns_server.py on a free 127.0.0.1 port serving zone_text;
+    with sign, the zone is signed at that apex. Returns (process,
+    "127.0.0.1@PORT" for the resolver setting, trust anchor file or
+    None). The caller terminates the process."""
+    zone = os.path.join(str(workdir), "zone")
+    with open(zone, "w") as f:
+        f.write(zone_text)
+    cmd = ["/usr/bin/python3", DNS_SERVER, "--listen", "127.0.0.1",
+           "--port", "0", "--zone", zone]
+    anchor = None
+    if sign:
+        anchor = os.path.join(str(workdir), "anchor")
+        cmd += ["--sign", sign, "--anchor-out", anchor]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    port = None
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if line.startswith("port "):
+            port = int(line.split()[1])
+        if line.strip() == "ready":
+            break
+    if not port:
+        p.terminate()
+        p.wait(10)
+        raise AssertionError("the test DNS server did not start")
+    return p, "127.0.0.1@%d" % port, anchor

@@ -18,8 +18,6 @@ import pytest
 import tegami_harness as th
 from tegami_harness import expect
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DNS_SERVER = os.path.join(HERE, "..", "dns_server.py")
 A_IP, B_IP = "127.0.0.2", "127.0.0.3"
 ALICE, ALICE_PW = "alice@a.test", "alice-Outbound-1"
 BOB, BOB_PW = "bob@b.test", "bob-Outbound-2"
@@ -47,24 +45,12 @@ mx.pf.test A %(pf)s
 
 @pytest.fixture(scope="module")
 def dns(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dns")
-    zone = d / "zone"
-    zone.write_text(ZONE)
-    p = subprocess.Popen(["/usr/bin/python3", DNS_SERVER, "--listen",
-                          "127.0.0.1", "--port", "0", "--zone", str(zone)],
-                         stdout=subprocess.PIPE, text=True)
-    port = None
-    deadline = time.monotonic() + th.HANG
-    while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if line.startswith("port "):
-            port = int(line.split()[1])
-        if line.strip() == "ready":
-            break
-    assert port, "the test DNS server did not start"
-    yield "127.0.0.1@%d" % port
-    p.terminate()
-    p.wait(10)
+    p, resolver, _ = th.start_dns_server(ZONE, tmp_path_factory.mktemp("dns"))
+    try:
+        yield resolver
+    finally:
+        p.terminate()
+        p.wait(10)
 
 
 def make_server(ip, domain, hostname, users, resolver, extra=()):
@@ -395,31 +381,6 @@ def test_smarthost_with_auth(dns, servers, tmp_path):
         c.stop()
 
 
-def start_dns(zone_text, workdir, sign=None):
-    """A test DNS server for zone_text; with sign, the zone is signed at
-    that apex and the trust anchor file is returned too."""
-    zone = os.path.join(workdir, "zone")
-    with open(zone, "w") as f:
-        f.write(zone_text)
-    cmd = ["/usr/bin/python3", DNS_SERVER, "--listen", "127.0.0.1",
-           "--port", "0", "--zone", zone]
-    anchor = None
-    if sign:
-        anchor = os.path.join(workdir, "anchor")
-        cmd += ["--sign", sign, "--anchor-out", anchor]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    port = None
-    deadline = time.monotonic() + th.HANG
-    while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if line.startswith("port "):
-            port = int(line.split()[1])
-        if line.strip() == "ready":
-            break
-    assert port, "the test DNS server did not start"
-    return p, "127.0.0.1@%d" % port, anchor
-
-
 def spki_sha256(cert_path):
     pub = subprocess.run(["openssl", "x509", "-in", cert_path, "-pubkey",
                           "-noout"], check=True, stdout=subprocess.PIPE).stdout
@@ -447,7 +408,7 @@ def test_dane_verifies_and_refuses_a_mismatch(tmp_path):
             "bad.dane.test MX 10 mx.bad.dane.test\n"
             "mx.bad.dane.test A 127.0.0.8\n"
             "_25._tcp.mx.bad.dane.test TLSA 3 1 1 %s\n" % (digest, "00" * 32))
-    dns_proc, resolver, anchor = start_dns(zone, str(tmp_path),
+    dns_proc, resolver, anchor = th.start_dns_server(zone, tmp_path,
                                            sign="dane.test")
     f = None
     try:

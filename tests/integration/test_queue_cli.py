@@ -19,8 +19,6 @@ import pytest
 import tegami_harness as th
 from tegami_harness import expect
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DNS_SERVER = os.path.join(HERE, "..", "dns_server.py")
 A_IP = "127.0.0.2"
 SILENT_IP = "127.0.0.10"    # accepts on port 25 and never says a word
 ALICE, ALICE_PW = "alice@a.test", "alice-QueueCli-1"
@@ -38,23 +36,9 @@ mx.slow.test A %(silent)s
 
 @pytest.fixture(scope="module")
 def dns(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dns")
-    zone = d / "zone"
-    zone.write_text(ZONE)
-    p = subprocess.Popen(["/usr/bin/python3", DNS_SERVER, "--listen",
-                          "127.0.0.1", "--port", "0", "--zone", str(zone)],
-                         stdout=subprocess.PIPE, text=True)
+    p, resolver, _ = th.start_dns_server(ZONE, tmp_path_factory.mktemp("dns"))
     try:
-        port = None
-        deadline = time.monotonic() + th.HANG
-        while time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if line.startswith("port "):
-                port = int(line.split()[1])
-            if line.strip() == "ready":
-                break
-        assert port, "the test DNS server did not start"
-        yield "127.0.0.1@%d" % port
+        yield resolver
     finally:
         p.terminate()
         p.wait(10)

@@ -19,8 +19,6 @@ import pytest
 
 import tegami_harness as th
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-DNS_SERVER = os.path.join(HERE, "..", "dns_server.py")
 A_IP, B_IP, DOWN_IP = "127.0.0.4", "127.0.0.5", "127.0.0.9"
 DELIVERY_WAIT = 30.0    # catches a stuck queue only
 
@@ -46,24 +44,12 @@ mx.down.test A %(down)s
 
 @pytest.fixture(scope="module")
 def dns(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dns")
-    zone = d / "zone"
-    zone.write_text(ZONE)
-    p = subprocess.Popen(["/usr/bin/python3", DNS_SERVER, "--listen",
-                          "127.0.0.1", "--port", "0", "--zone", str(zone)],
-                         stdout=subprocess.PIPE, text=True)
-    port = None
-    deadline = time.monotonic() + th.HANG
-    while time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if line.startswith("port "):
-            port = int(line.split()[1])
-        if line.strip() == "ready":
-            break
-    assert port, "the test DNS server did not start"
-    yield "127.0.0.1@%d" % port
-    p.terminate()
-    p.wait(10)
+    p, resolver, _ = th.start_dns_server(ZONE, tmp_path_factory.mktemp("dns"))
+    try:
+        yield resolver
+    finally:
+        p.terminate()
+        p.wait(10)
 
 
 def _check_stopped(servers):
