@@ -632,18 +632,6 @@ auth_signal_cb(evutil_socket_t sig, short what, void *arg)
 	auth_reload_accounts(as, "reloaded");
 }
 
-static void
-auth_drop_privileges(uid_t uid, gid_t gid)
-{
-	if (uid == (uid_t)-1)
-		return;
-	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
-	    setresuid(uid, uid, uid) < 0)
-		fatal("auth: dropping privileges");
-	if (setuid(0) == 0 || seteuid(0) == 0)
-		fatalx("auth: privileges could still be regained");
-}
-
 void
 auth_server_main(const char *config_path, const int *fds, size_t n,
     uid_t uid, gid_t gid)
@@ -667,7 +655,8 @@ auth_server_main(const char *config_path, const int *fds, size_t n,
 		fatalx("state_dir path too long");
 	/* From here on only as the auth user: the files must be readable
 	 * to it, as they will be at every reload. */
-	auth_drop_privileges(uid, gid);
+	if (uid != (uid_t)-1)
+		drop_privileges(uid, gid);
 	if (auth_load_accounts(&as, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
 		exit(AUTH_EXIT_CONFIG);

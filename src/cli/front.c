@@ -43,19 +43,6 @@ struct front {
 };
 
 static void
-front_drop_privileges(const struct passwd *pw)
-{
-	gid_t gid = pw->pw_gid;
-
-	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
-		fatal("dropping privileges to %s", pw->pw_name);
-	/* STYLE.md rule 11: verify that there is no way back. */
-	if (setuid(0) == 0 || seteuid(0) == 0)
-		fatalx("privileges could still be regained after dropping");
-}
-
-static void
 front_check_access(const struct tegami_config *cfg)
 {
 	static const char *const dirs[] = { "mail", "queue", "queue/incoming" };
@@ -234,7 +221,7 @@ front_main(const char *config_path, unsigned slot,
 		exit(SERVE_EXIT_CONFIG);
 	}
 	if (pw != NULL)
-		front_drop_privileges(pw);
+		drop_privileges(pw->pw_uid, pw->pw_gid);
 	front_check_access(cfg);
 
 	memset(&f, 0, sizeof(f));

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,4 +205,14 @@ fd_link(int fd, const char *path)
 
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
 	return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
+void
+drop_privileges(uid_t uid, gid_t gid)
+{
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0)
+		fatal("dropping privileges to uid %ld", (long)uid);
+	if (setuid(0) == 0 || seteuid(0) == 0)
+		fatalx("privileges could still be regained after dropping");
 }

@@ -30,6 +30,10 @@ int fsync_dir(const char *path);
  * through /proc/self/fd; linkat(2) semantics: EEXIST if path exists. */
 int fd_link(int fd, const char *path);
 
+/* For good: group list, gids and uids all set to these, then checked that
+ * root cannot be regained (STYLE.md rule 11). Exits on failure. */
+void drop_privileges(uid_t uid, gid_t gid);
+
 /* snprintf that reports truncation: 0 when it fit, -1 (errno ENAMETOOLONG)
  * when it did not; out is always NUL-terminated. */
 int path_join(char *out, size_t outsize, const char *fmt, ...)

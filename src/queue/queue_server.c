@@ -408,18 +408,6 @@ queue_signal_cb(evutil_socket_t sig, short what, void *arg)
 	log_info("queue: reloaded configuration");
 }
 
-static void
-queue_drop_privileges(const struct passwd *pw)
-{
-	gid_t gid = pw->pw_gid;
-
-	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
-		fatal("queue: dropping privileges to %s", pw->pw_name);
-	if (setuid(0) == 0 || seteuid(0) == 0)
-		fatalx("queue: privileges could still be regained");
-}
-
 void
 queue_server_main(const char *config_path, int auth_fd,
     const struct passwd *pw, const sigset_t *oldmask)
@@ -472,7 +460,7 @@ queue_server_main(const char *config_path, int auth_fd,
 		exit(QUEUE_EXIT_CONFIG);
 	}
 	if (pw != NULL)
-		queue_drop_privileges(pw);
+		drop_privileges(pw->pw_uid, pw->pw_gid);
 	auth = auth_client_new(qs.base, auth_fd, queue_accounts_cb, &qs);
 	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (ifd < 0 || inotify_add_watch(ifd, qs.queue_dir,
