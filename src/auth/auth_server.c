@@ -11,7 +11,6 @@
 #include <crypt.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
