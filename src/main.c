@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
+#include "queue/queue_routes.h"
 
 #define TEGAMI_DEFAULT_CONFIG "/etc/tegami/tegami.conf"
 /* Where sendmail finds the config when no -c can be given (docs). */
@@ -135,8 +136,20 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "ca") == 0)
 		status = cli_ca(cfg, argc - i, argv + i);
 	else if (i + 1 < argc && strcmp(argv[i + 1], "check") == 0) {
-		printf("%s: ok\n", cfg->path);
-		status = 0;
+		/* The routes file too: the queue process refuses to start
+		 * with a broken one. */
+		int n = queue_routes_check(cfg, err, sizeof(err));
+
+		if (n < 0) {
+			fprintf(stderr, "tegami: %s\n", err);
+			status = 1;
+		} else {
+			printf("%s: ok\n", cfg->path);
+			if (n > 0)
+				printf("%s: ok, %d routes\n", cfg->routes_file,
+				    n);
+			status = 0;
+		}
 	} else {
 		usage(stderr);
 		status = 2;

@@ -41,6 +41,7 @@ _Static_assert(CONFIG_PORT_BASE_MAX + CONFIG_STANDARD_PORT_MAX <= 65535,
 enum config_type {
 	CT_STRING,	/* one word of printable text */
 	CT_PATH,	/* an absolute path */
+	CT_FILE,	/* a path, relative ones below state_dir */
 	CT_HOSTNAME,	/* a DNS name, lowercased */
 	CT_ADDRESS,	/* a numeric IPv4 or IPv6 address */
 	CT_UINT,	/* decimal */
@@ -53,6 +54,7 @@ enum config_type {
 static const char *const config_type_names[] = {
 	[CT_STRING] = "string",
 	[CT_PATH] = "path",
+	[CT_FILE] = "file",
 	[CT_HOSTNAME] = "hostname",
 	[CT_ADDRESS] = "address",
 	[CT_UINT] = "number",
@@ -264,7 +266,17 @@ static const struct config_setting config_settings[] = {
 	  "offered, the certificate not checked: what most of the Internet "
 	  "does), encrypt (TLS required), verify (TLS and a certificate "
 	  "valid for the MX name required). The relay_host always needs "
-	  "TLS and a valid certificate." },
+	  "TLS and a valid certificate. routes_file can set another policy "
+	  "per destination." },
+	{ "routes_file", CT_FILE, FIELD(routes_file), "routes", NULL, 0, 0,
+	  "Per-destination routes and TLS policies (STATE/routes by "
+	  "default), one line per domain: "
+	  "\"DOMAIN [relay=HOST[:PORT]|relay=mx] [tls=none|may|encrypt|verify] "
+	  "[auth=FILE]\"; they override relay_host, outbound_tls and "
+	  "relay_auth_file for that destination (docs/queue.md). A missing "
+	  "file means no routes. The queue process reads it again when it "
+	  "changes; a broken one is refused at start and ignored (the old "
+	  "routes kept) later." },
 	{ "queue_retry_min", CT_DURATION, FIELD(queue_retry_min), "5m", NULL,
 	  1, 86400,
 	  "The wait before the first retry of a message that could not be "
@@ -288,6 +300,28 @@ static const struct config_setting config_settings[] = {
 	  FIELD(outbound_connections_per_domain), "4", NULL, 1, 100,
 	  "Outbound SMTP connections at once to one destination domain, so "
 	  "that a burst to one domain does not look like an attack to it." },
+	{ "pop3_idle_timeout", CT_DURATION, FIELD(pop3_idle_timeout), "10m",
+	  NULL, 10, 86400,
+	  "How long a POP3 session may stay silent before the server closes "
+	  "it. RFC 1939 3 asks for at least 10 minutes; shorter values are "
+	  "for tests." },
+	{ "pop3_error_limit", CT_UINT, FIELD(pop3_error_limit), "10", NULL,
+	  1, 1000,
+	  "Bad POP3 commands (unknown, malformed, in the wrong state, or "
+	  "naming a message that does not exist) a session may send before "
+	  "the server says -ERR and closes it." },
+	{ "pop3_max_messages", CT_UINT, FIELD(pop3_max_messages), "1000000",
+	  NULL, 1, 10000000,
+	  "The most messages a mailbox may hold for POP3 to list it; a "
+	  "bigger one gets -ERR [SYS/PERM] at login rather than a session "
+	  "that uses unbounded memory. IMAP or the file system can still "
+	  "read it." },
+	{ "pop3_plaintext_loopback", CT_BOOL, FIELD(pop3_plaintext_loopback),
+	  "no", NULL, 0, 0,
+	  "Whether POP3 on port 110 accepts USER/PASS and AUTH without TLS "
+	  "from the loopback addresses (127.0.0.0/8, ::1), for a local "
+	  "webmail or fetchmail on the same machine. Every other client must "
+	  "use STLS or port 995 first." },
 };
 
 #define CONFIG_N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -608,7 +642,8 @@ parse_value(const struct config_setting *s, const char *value,
 		}
 		break;
 	case CT_PATH:
-		if (value[0] != '/') {
+	case CT_FILE:
+		if (s->type == CT_PATH && value[0] != '/') {
 			set_err(why, whysize, "not an absolute path");
 			return -1;
 		}
@@ -682,6 +717,7 @@ store_value(struct tegami_config *cfg, const struct config_setting *s,
 	switch (s->type) {
 	case CT_STRING:
 	case CT_PATH:
+	case CT_FILE:
 	case CT_HOSTNAME:
 	case CT_ADDRESS:
 		if (s->size != sizeof(char *))
@@ -780,6 +816,7 @@ config_free(struct tegami_config **cfgp)
 	free(cfg->relay_auth_file);
 	free(cfg->outbound_tls);
 	free(cfg->tls_trust_file);
+	free(cfg->routes_file);
 	free(cfg);
 	*cfgp = NULL;
 }
@@ -802,6 +839,30 @@ directory_of(const char *name)
 	real = realpath(dir, NULL);
 	free(dir);
 	return real;
+}
+
+/* A file setting's relative value names a file below state_dir. */
+static int
+resolve_file(const char *name, const char *key, char **value,
+    const char *state_dir, char *err, size_t errsize)
+{
+	char *abs;
+
+	if (*value == NULL || (*value)[0] == '/')
+		return 0;
+	if (strlen(state_dir) + 1 + strlen(*value) > CONFIG_PATH_MAX) {
+		set_err(err, errsize, "%s: %s: state_dir/%s is longer than %d "
+		    "bytes", name, key, *value, CONFIG_PATH_MAX);
+		return -1;
+	}
+	if (asprintf(&abs, "%s%s%s", state_dir, strcmp(state_dir, "/") == 0 ?
+	    "" : "/", *value) < 0) {
+		set_err(err, errsize, "%s: %s", name, strerror(errno));
+		return -1;
+	}
+	free(*value);
+	*value = abs;
+	return 0;
 }
 
 /*
@@ -962,6 +1023,9 @@ config_parse(const char *name, const char *text, size_t len,
 		    "it for state_dir: %s", name, strerror(errno));
 		goto fail;
 	}
+	if (resolve_file(name, "routes_file", &cfg->routes_file, cfg->state_dir,
+	    err, errsize) < 0)
+		goto fail;
 	free(line);
 	*cfg_r = cfg;
 	return 0;
@@ -1213,6 +1277,7 @@ config_write_reference(FILE *f)
 	    "\n"
 	    "- **string**: one word of printable characters.\n"
 	    "- **path**: an absolute path.\n"
+	    "- **file**: an absolute path, or one relative to state_dir.\n"
 	    "- **hostname**: a DNS name (letters, digits, inner hyphens; "
 	    "no trailing dot), stored lowercased.\n"
 	    "- **address**: a numeric IPv4 or IPv6 address, without "

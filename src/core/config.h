@@ -54,12 +54,21 @@ struct tegami_config {
 	char *relay_auth_file;	/* NULL: no AUTH to the relay */
 	char *outbound_tls;	/* none | may | encrypt | verify */
 	char *tls_trust_file;	/* NULL, or extra CA certificates (PEM) */
+	char *routes_file;	/* per-destination routes: absolute (a
+				 * relative value is resolved against
+				 * state_dir); missing file: no routes */
 	unsigned queue_retry_min;	/* seconds */
 	unsigned queue_retry_max;	/* seconds */
 	unsigned queue_max_age;		/* seconds */
 	unsigned queue_delay_warning;	/* seconds, 0: none */
 	unsigned outbound_connections;
 	unsigned outbound_connections_per_domain;
+
+	/* POP3 (110 with STLS, 995 with TLS). */
+	unsigned pop3_idle_timeout;	/* seconds, RFC 1939 3: >= 10 min */
+	unsigned pop3_error_limit;	/* bad commands before the close */
+	unsigned pop3_max_messages;	/* mailbox size POP3 will list */
+	bool pop3_plaintext_loopback;	/* logins without TLS on 127/8, ::1 */
 };
 
 /*

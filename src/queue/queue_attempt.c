@@ -1,8 +1,11 @@
 /*
  * One delivery attempt of one queued message: local recipients go into
- * their Maildir at once; remote ones are grouped by domain, and each
+ * their Maildir at once; remote ones are grouped by domain, each domain
+ * gets its route (routes_file, else relay_host and outbound_tls), and the
  * domain's MX hosts (RFC 5321 5.1), or the relay host, are tried in order
  * with the SMTP client until one of them decides every recipient's fate.
+ * With tls=may a failed STARTTLS handshake is retried at once in
+ * plaintext on the same address (as Postfix does); DANE never is.
  * Afterwards the envelope is rewritten with each recipient's state, the
  * next attempt is scheduled with backoff, and when nothing is pending any
  * more the failures go back to the sender as one DSN (RFC 3464).
@@ -20,10 +23,11 @@
 #include "dns/dns.h"
 #include "queue/dsn.h"
 #include "queue/queue_private.h"
+#include "queue/queue_routes.h"
 #include "smtp/smtp_client.h"
 
 #define MX_PORT 25
-#define RELAY_PORT_DEFAULT 587
+#define IMPLICIT_TLS_PORT 465	/* relay_host or relay=HOST:465 */
 #define DSN_ORIGINAL_MAX (64 * 1024)	/* bytes of the original read */
 
 struct domain_job {
@@ -38,6 +42,12 @@ struct domain_job {
 	unsigned port;
 	bool relay;
 	bool mx_secure;			/* DNSSEC-signed MX: DANE may apply */
+	/* The route and what it decided, copied: the routes file may be
+	 * reloaded while the job runs. */
+	char route[DNS_NAME_MAX + 2];	/* its DOMAIN, or "none" */
+	enum smtp_tls_policy tls;	/* unless DANE applies */
+	char *auth_user, *auth_password;	/* relay only; wiped on free */
+	bool plaintext;			/* MAY: this address again, no TLS */
 	/* The current host's usable TLSA records (RFC 7672): DANE. */
 	struct dns_tlsa tlsa[DNS_TLSA_MAX];
 	size_t n_tlsa;
@@ -71,6 +81,7 @@ struct queue_attempt {
 static void job_next_host(struct domain_job *j);
 static void job_addrs_cb(void *arg, const struct dns_addr_result *r);
 static void job_next_addr(struct domain_job *j);
+static void job_connect(void *arg);
 
 /* ---- Recording outcomes ------------------------------------------------ */
 
@@ -223,6 +234,16 @@ queue_send_dsn(struct queue_attempt *a, bool warning)
 }
 
 static void
+secret_free(char **p)
+{
+	if (*p != NULL) {
+		explicit_bzero(*p, strlen(*p));
+		free(*p);
+		*p = NULL;
+	}
+}
+
+static void
 queue_attempt_free(struct queue_attempt *a)
 {
 	size_t i;
@@ -241,6 +262,8 @@ queue_attempt_free(struct queue_attempt *a)
 		free(j->rcpt);
 		free(j->addrs);
 		free(j->addrs_result);
+		secret_free(&j->auth_user);
+		secret_free(&j->auth_password);
 	}
 	free(a->jobs);
 	if (a->msg_fd >= 0)
@@ -312,15 +335,10 @@ job_done(struct domain_job *j)
 
 /* ---- One domain -------------------------------------------------------- */
 
+/* outbound_tls, or a route's tls=. */
 static enum smtp_tls_policy
-job_tls_policy(const struct domain_job *j)
+tls_policy_named(const char *p)
 {
-	const char *p = j->a->qs->cfg->outbound_tls;
-
-	if (j->relay)
-		return SMTP_TLS_VERIFY;
-	if (j->dane)
-		return SMTP_TLS_DANE;
 	if (strcmp(p, "none") == 0)
 		return SMTP_TLS_NONE;
 	if (strcmp(p, "encrypt") == 0)
@@ -328,6 +346,49 @@ job_tls_policy(const struct domain_job *j)
 	if (strcmp(p, "verify") == 0)
 		return SMTP_TLS_VERIFY;
 	return SMTP_TLS_MAY;
+}
+
+static const char *
+tls_policy_name(enum smtp_tls_policy p)
+{
+	switch (p) {
+	case SMTP_TLS_NONE:
+		return "none";
+	case SMTP_TLS_MAY:
+		return "may";
+	case SMTP_TLS_ENCRYPT:
+		return "encrypt";
+	case SMTP_TLS_VERIFY:
+		return "verify";
+	case SMTP_TLS_DANE:
+		return "dane";
+	}
+	return "?";
+}
+
+/* DANE (RFC 7672 2.2) wins over any local policy: the domain asked for
+ * it, through DNSSEC. */
+static enum smtp_tls_policy
+job_tls_policy(const struct domain_job *j)
+{
+	if (j->dane)
+		return SMTP_TLS_DANE;
+	if (j->plaintext)
+		return SMTP_TLS_NONE;
+	return j->tls;
+}
+
+/* The status of the first undecided recipient, for the envelope. */
+static const char *
+result_status(const struct smtp_client_result *res, const char *def)
+{
+	size_t i;
+
+	for (i = 0; i < res->n_rcpts; i++)
+		if (res->rcpts[i].outcome == SMTP_RCPT_TEMPFAIL &&
+		    res->rcpts[i].status[0] == '4')
+			return res->rcpts[i].status;
+	return def;
 }
 
 static void
@@ -339,18 +400,39 @@ job_client_done(void *arg, const struct smtp_client_result *res)
 	size_t i;
 
 	j->client = NULL;
+	/*
+	 * tls=may and the STARTTLS handshake failed: the same address at
+	 * once in plaintext, keeping the slot (Postfix does the same).
+	 * Never with AUTH, which needs TLS, nor after a plaintext try.
+	 */
+	if (res->tls_failed && !j->plaintext && !j->dane &&
+	    j->tls == SMTP_TLS_MAY && j->auth_user == NULL) {
+		log_info("queue: id=%s domain=%s host=%s: %s; retrying in "
+		    "plaintext (route=%s policy=may)", a->env.queue_id,
+		    j->domain, host, res->tls_error, j->route);
+		j->plaintext = true;
+		job_connect(j);
+		return;
+	}
 	queue_slot_release(a->qs, j->domain);
 	j->have_slot = false;
 	snprintf(j->remote, sizeof(j->remote), "%s", host);
 	if (res->try_next_host) {
-		snprintf(j->status, sizeof(j->status), "4.4.1");
+		snprintf(j->status, sizeof(j->status), "%s",
+		    result_status(res, "4.4.1"));
 		snprintf(j->diag, sizeof(j->diag), "%s: %s", host, res->error);
-		log_info("queue: id=%s domain=%s host=%s: %s; trying the next",
-		    a->env.queue_id, j->domain, host, res->error);
+		log_info("queue: id=%s domain=%s host=%s: %s; trying the next "
+		    "(route=%s policy=%s)", a->env.queue_id, j->domain, host,
+		    res->error, j->route, tls_policy_name(job_tls_policy(j)));
+		j->plaintext = false;
 		j->addr_i++;
 		job_next_addr(j);
 		return;
 	}
+	if (res->tls_refused)
+		log_info("queue: id=%s domain=%s host=%s: %s; went on in "
+		    "plaintext (route=%s policy=may)", a->env.queue_id,
+		    j->domain, host, res->tls_error, j->route);
 	for (i = 0; i < j->n && i < res->n_rcpts; i++) {
 		const struct smtp_client_rcpt *r = &res->rcpts[i];
 		enum queue_rcpt_state st = r->outcome == SMTP_RCPT_DELIVERED ?
@@ -358,13 +440,19 @@ job_client_done(void *arg, const struct smtp_client_result *res)
 		    QUEUE_RCPT_FAILED : QUEUE_RCPT_PENDING;
 
 		rcpt_set(a, j->rcpt[i], st, host, r->status, r->diagnostic);
+		/* route= and what follows come last: the fields before
+		 * keep the order they always had. */
 		log_info("queue: id=%s to=<%s> relay=%s %s status=%s "
-		    "tls=%s%s \"%s\"", a->env.queue_id, j->addrs[i], host,
+		    "tls=%s%s \"%s\" route=%s policy=%s%s", a->env.queue_id,
+		    j->addrs[i], host,
 		    st == QUEUE_RCPT_DELIVERED ? "delivered" :
 		    st == QUEUE_RCPT_FAILED ? "failed" : "deferred", r->status,
 		    res->tls ? res->tls_info : "none",
 		    res->tls ? (res->verified ? " verified" : " unverified") :
-		    "", r->diagnostic);
+		    "", r->diagnostic, j->route,
+		    tls_policy_name(j->dane ? SMTP_TLS_DANE : j->tls),
+		    j->plaintext ? " tls_fallback=handshake" :
+		    res->tls_refused ? " tls_fallback=refused" : "");
 	}
 	job_done(j);
 }
@@ -390,15 +478,15 @@ job_connect(void *arg)
 	p->peer_name = j->hosts[j->host_i].host;
 	p->helo_name = qs->cfg->hostname;
 	p->tls = job_tls_policy(j);
-	p->implicit_tls = j->relay && j->port == 465;
+	p->implicit_tls = j->relay && j->port == IMPLICIT_TLS_PORT;
 	p->tls_ctx = qs->tls_ctx;
 	if (j->dane) {
 		p->tlsa = j->tlsa;
 		p->n_tlsa = j->n_tlsa;
 	}
 	if (j->relay) {
-		p->auth_user = qs->relay_user;
-		p->auth_password = qs->relay_password;
+		p->auth_user = j->auth_user;
+		p->auth_password = j->auth_password;
 	}
 	p->sender = a->env.sender;
 	p->rcpts = j->addrs;
@@ -545,52 +633,73 @@ job_mx_cb(void *arg, const struct dns_mx_result *r)
 	job_done(j);
 }
 
-/* "host", "host:port", "[host]:port" */
-static int
-parse_relay(const char *relay, char *host, size_t hostsize, unsigned *port)
+static void
+job_set_auth(struct domain_job *j, const char *user, const char *password)
 {
-	const char *colon = strrchr(relay, ':');
-	char *end;
-	size_t n;
-	long p;
-
-	*port = RELAY_PORT_DEFAULT;
-	n = colon != NULL ? (size_t)(colon - relay) : strlen(relay);
-	if (colon != NULL) {
-		p = strtol(colon + 1, &end, 10);
-		if (*end != '\0' || p < 1 || p > 65535)
-			return -1;
-		*port = (unsigned)p;
-	}
-	if (n >= 2 && relay[0] == '[' && relay[n - 1] == ']') {
-		relay++;
-		n -= 2;
-	}
-	if (n == 0 || n >= hostsize)
-		return -1;
-	memcpy(host, relay, n);
-	host[n] = '\0';
-	return 0;
+	if (user == NULL)
+		return;
+	j->auth_user = xstrdup(user);
+	j->auth_password = xstrdup(password != NULL ? password : "");
 }
 
+/*
+ * Where the domain's mail goes. The route for the domain (exact, longest
+ * ".suffix", "*") overrides the global settings key by key: relay=mx
+ * means MX delivery even with relay_host, relay=HOST[:PORT] that host,
+ * tls= the policy, auth= the credentials. A relay host needs a verified
+ * certificate unless its route says otherwise; the relay_auth_file
+ * credentials only ever go to relay_host, never to a route's own host.
+ */
 static void
 job_start(struct domain_job *j)
 {
 	struct queue_server *qs = j->a->qs;
+	const struct queue_route *r = queue_routes_match(qs->routes, j->domain);
+	bool route_tls = r != NULL && r->tls != QUEUE_ROUTE_TLS_GLOBAL;
+	char why[128];
 
-	if (qs->cfg->relay_host != NULL) {
+	if (r != NULL)
+		queue_route_pattern(r, j->route, sizeof(j->route));
+	else
+		snprintf(j->route, sizeof(j->route), "none");
+	if (r != NULL && r->relay == QUEUE_ROUTE_RELAY_HOST) {
 		j->relay = true;
-		j->n_hosts = 1;
-		if (parse_relay(qs->cfg->relay_host, j->hosts[0].host,
-		    sizeof(j->hosts[0].host), &j->port) < 0) {
-			job_fail_all(j, QUEUE_RCPT_PENDING, "4.3.5",
-			    "relay_host is not HOST or HOST:PORT");
+		snprintf(j->hosts[0].host, sizeof(j->hosts[0].host), "%s",
+		    r->host);
+		j->port = r->port;
+		job_set_auth(j, r->auth_user, r->auth_password);
+	} else if ((r == NULL || r->relay == QUEUE_ROUTE_RELAY_GLOBAL) &&
+	    qs->cfg->relay_host != NULL) {
+		j->relay = true;
+		if (queue_routes_parse_relay(qs->cfg->relay_host,
+		    strlen(qs->cfg->relay_host), j->hosts[0].host,
+		    sizeof(j->hosts[0].host), &j->port, why, sizeof(why)) < 0) {
+			snprintf(j->diag, sizeof(j->diag), "relay_host: %s",
+			    why);
+			job_fail_all(j, QUEUE_RCPT_PENDING, "4.3.5", j->diag);
 			job_done(j);
 			return;
 		}
+		if (r != NULL && r->auth_user != NULL)
+			job_set_auth(j, r->auth_user, r->auth_password);
+		else
+			job_set_auth(j, qs->relay_user, qs->relay_password);
+	}
+	if (j->relay) {
+		j->n_hosts = 1;
+		j->tls = route_tls ? tls_policy_named(queue_route_tls_name(
+		    r->tls)) : SMTP_TLS_VERIFY;
+		log_debug("queue: id=%s domain=%s route=%s relay=%s:%u "
+		    "policy=%s%s", j->a->env.queue_id, j->domain, j->route,
+		    j->hosts[0].host, j->port, tls_policy_name(j->tls),
+		    j->auth_user != NULL ? " auth" : "");
 		job_next_host(j);
 		return;
 	}
+	j->tls = tls_policy_named(route_tls ? queue_route_tls_name(r->tls) :
+	    qs->cfg->outbound_tls);
+	log_debug("queue: id=%s domain=%s route=%s relay=mx policy=%s",
+	    j->a->env.queue_id, j->domain, j->route, tls_policy_name(j->tls));
 	j->port = MX_PORT;
 	j->dns_handle = dns_lookup_mx(qs->dns, j->domain, job_mx_cb, j);
 }

@@ -25,9 +25,10 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "queue/queue_private.h"
+#include "queue/queue_request.h"
 
 #define CONTROL_NAME "queue-control"
-#define CONTROL_LINE_MAX 128		/* request bytes, LF included */
+#define CONTROL_LINE_MAX QUEUE_REQUEST_CONTROL_LINE_MAX
 #define CONTROL_REPLY_MAX 256		/* bytes of a reply, LF included */
 #define CONTROL_CONNECTIONS_MAX 16
 #define CONTROL_TIMEOUT_SECONDS 10	/* to send the request, or read */
@@ -58,29 +59,6 @@ struct queue_control {
 	struct control_conn_list conns;
 	size_t n_conns;
 };
-
-enum control_arg {
-	CONTROL_ARG_NONE,
-	CONTROL_ARG_OPTIONAL,
-	CONTROL_ARG_REQUIRED,
-};
-
-typedef void control_fn(struct queue_control *qc, const char *id,
-    char *reply, size_t replysize);
-
-static control_fn control_flush, control_delete, control_bounce;
-
-static const struct control_cmd {
-	const char *name;
-	enum control_arg arg;
-	control_fn *run;
-} control_cmds[] = {
-	{ "flush", CONTROL_ARG_OPTIONAL, control_flush },
-	{ "delete", CONTROL_ARG_REQUIRED, control_delete },
-	{ "bounce", CONTROL_ARG_REQUIRED, control_bounce },
-};
-
-#define CONTROL_NCMDS (sizeof(control_cmds) / sizeof(control_cmds[0]))
 
 /* ---- The commands ------------------------------------------------------ */
 
@@ -296,56 +274,6 @@ control_bounce(struct queue_control *qc, const char *id, char *reply,
 		    n == 1 ? "" : "s");
 }
 
-/*
- * "NAME" or "NAME SP ID": the command and its id (NULL when none), or
- * an error reply. Pure: knows nothing of sockets.
- */
-static const struct control_cmd *
-control_parse(const char *line, size_t len, char id[17], char *reply,
-    size_t replysize)
-{
-	const char *sp = memchr(line, ' ', len);
-	size_t nlen = sp != NULL ? (size_t)(sp - line) : len, i;
-	const struct control_cmd *c = NULL;
-
-	for (i = 0; i < CONTROL_NCMDS; i++)
-		if (strlen(control_cmds[i].name) == nlen &&
-		    memcmp(control_cmds[i].name, line, nlen) == 0)
-			c = &control_cmds[i];
-	if (c == NULL) {
-		snprintf(reply, replysize, "error unknown command (flush [ID], "
-		    "delete ID, bounce ID)");
-		return NULL;
-	}
-	id[0] = '\0';
-	if (sp == NULL) {
-		if (c->arg == CONTROL_ARG_REQUIRED) {
-			snprintf(reply, replysize, "error %s needs a queue id",
-			    c->name);
-			return NULL;
-		}
-		return c;
-	}
-	if (c->arg == CONTROL_ARG_NONE) {
-		snprintf(reply, replysize, "error %s takes no argument",
-		    c->name);
-		return NULL;
-	}
-	if (len - nlen - 1 != 16) {
-		snprintf(reply, replysize, "error bad queue id (16 upper-case "
-		    "hex digits)");
-		return NULL;
-	}
-	memcpy(id, sp + 1, 16);
-	id[16] = '\0';
-	if (!queue_id_valid(id)) {
-		snprintf(reply, replysize, "error bad queue id (16 upper-case "
-		    "hex digits)");
-		return NULL;
-	}
-	return c;
-}
-
 /* ---- The connections --------------------------------------------------- */
 
 static void
@@ -386,8 +314,10 @@ control_read_cb(struct bufferevent *bev, void *arg)
 	struct control_conn *cc = arg;
 	struct queue_server *qs = cc->qc->qs;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	const struct control_cmd *c;
-	char reply[CONTROL_REPLY_MAX], id[17], *line;
+	struct queue_request_control req;
+	enum queue_request_result rc;
+	char reply[CONTROL_REPLY_MAX], *line;
+	const char *id;
 	size_t len;
 
 	if (cc->replied)
@@ -399,20 +329,29 @@ control_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	reply[0] = '\0';
-	if (len >= CONTROL_LINE_MAX || memchr(line, '\0', len) != NULL)
-		snprintf(reply, sizeof(reply), "error request line too long "
-		    "or with a NUL byte");
-	else if (qs->stopping)
+	rc = queue_request_control_parse(line, len, &req, reply,
+	    sizeof(reply));
+	free(line);
+	/* A bad line is answered as such even while stopping. */
+	if (rc != QUEUE_REQUEST_BAD_LINE && qs->stopping)
 		snprintf(reply, sizeof(reply), "error the queue process is "
 		    "stopping");
-	else if ((c = control_parse(line, len, id, reply,
-	    sizeof(reply))) != NULL) {
+	else if (rc == QUEUE_REQUEST_OK) {
 		log_info("queue: control: uid=%u %s%s%s", (unsigned)cc->uid,
-		    c->name, id[0] != '\0' ? " id=" : "", id);
-		c->run(cc->qc, id[0] != '\0' ? id : NULL, reply,
-		    sizeof(reply));
+		    req.name, req.id[0] != '\0' ? " id=" : "", req.id);
+		id = req.id[0] != '\0' ? req.id : NULL;
+		switch (req.cmd) {
+		case QUEUE_REQUEST_FLUSH:
+			control_flush(cc->qc, id, reply, sizeof(reply));
+			break;
+		case QUEUE_REQUEST_DELETE:
+			control_delete(cc->qc, id, reply, sizeof(reply));
+			break;
+		case QUEUE_REQUEST_BOUNCE:
+			control_bounce(cc->qc, id, reply, sizeof(reply));
+			break;
+		}
 	}
-	free(line);
 	control_reply(cc, reply);
 }
 

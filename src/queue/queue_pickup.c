@@ -5,8 +5,9 @@
  * (Return-Path, Received; RFC 5321 4.4) and is made durable in queue/
  * like any other before the client hears "ok", then delivered at once.
  *
- * The protocol: the client sends lines (LF or CR LF, at most
- * PICKUP_LINE_MAX octets), addresses in xtext (RFC 3461 4):
+ * The protocol (its lines parsed by queue_request.c): the client sends
+ * lines (LF or CR LF, at most PICKUP_LINE_MAX octets), addresses in
+ * xtext (RFC 3461 4):
  *
  *   sender ADDRESS        once; "sender <>" is the null sender
  *   recipient ADDRESS     1 to QUEUE_RECIPIENTS_MAX times
@@ -64,6 +65,7 @@
 #include "core/util.h"
 #include "net/io.h"
 #include "queue/queue_private.h"
+#include "queue/queue_request.h"
 #include "smtp/smtp_address.h"
 
 #define PICKUP_NAME "pickup"
@@ -144,47 +146,21 @@ pickup_finish(struct pickup_client *c, const char *reply)
 
 /* ---- The envelope ----------------------------------------------------- */
 
-/* Decodes an xtext address and parses it as a path; 0 or -1 (replied). */
-static int
-pickup_address(struct pickup_client *c, const char *x, size_t xlen,
-    struct smtp_address *addr, char *formatted, size_t fsize)
-{
-	char dec[QUEUE_ADDRESS_MAX + 2];
-	ssize_t n;
-	size_t used;
-
-	n = queue_xtext_decode(x, xlen, dec + 1, QUEUE_ADDRESS_MAX);
-	if (n <= 0 || (size_t)n > SMTP_PATH_MAX - 2) {
-		pickup_finish(c, "perm 5.1.3 bad address encoding or length");
-		return -1;
-	}
-	dec[0] = '<';
-	dec[n + 1] = '>';
-	if (smtp_address_parse_path(dec, (size_t)n + 2, false, true, addr,
-	    &used) != SMTP_ADDRESS_OK || used != (size_t)n + 2 ||
-	    addr->domain[0] == '\0' ||
-	    smtp_address_format(addr, formatted, fsize) == (size_t)-1) {
-		pickup_finish(c, "perm 5.1.3 bad address syntax");
-		return -1;
-	}
-	return 0;
-}
-
 static void
 pickup_sender(struct pickup_client *c, const char *arg, size_t len)
 {
-	struct smtp_address addr;
 	char formatted[QUEUE_ADDRESS_MAX + 1];
+	const char *err;
 
 	if (c->have_sender) {
 		pickup_finish(c, "perm 5.5.1 sender given twice");
 		return;
 	}
-	if (len == 2 && memcmp(arg, "<>", 2) == 0)
-		formatted[0] = '\0';
-	else if (pickup_address(c, arg, len, &addr, formatted,
-	    sizeof(formatted)) < 0)
+	if ((err = queue_request_pickup_sender(arg, len, formatted,
+	    sizeof(formatted))) != NULL) {
+		pickup_finish(c, err);
 		return;
+	}
 	c->env.sender = xstrdup(formatted);
 	c->have_sender = true;
 }
@@ -203,9 +179,11 @@ pickup_recipient(struct pickup_client *c, const char *arg, size_t len)
 		pickup_finish(c, "perm 5.5.3 too many recipients");
 		return;
 	}
-	if (pickup_address(c, arg, len, &addr, formatted,
-	    sizeof(formatted)) < 0)
+	if ((err = queue_request_pickup_address(arg, len, &addr, formatted,
+	    sizeof(formatted))) != NULL) {
+		pickup_finish(c, err);
 		return;
+	}
 	/* As for an authenticated user: other domains are fine; a local
 	 * address must exist now rather than bounce later. */
 	err = recipient_resolve(qs->cfg, qs->accounts, &addr, true, &list);
@@ -229,30 +207,17 @@ pickup_recipient(struct pickup_client *c, const char *arg, size_t len)
 static void
 pickup_size(struct pickup_client *c, const char *arg, size_t len)
 {
-	uint64_t v = 0;
-	size_t i;
+	const char *err;
 
 	if (c->have_size) {
 		pickup_finish(c, "perm 5.5.1 size given twice");
 		return;
 	}
-	if (len == 0 || len > 19 || (len > 1 && arg[0] == '0')) {
-		pickup_finish(c, "perm 5.5.4 bad size");
+	if ((err = queue_request_pickup_size(arg, len,
+	    c->p->qs->cfg->message_size_limit, &c->size)) != NULL) {
+		pickup_finish(c, err);
 		return;
 	}
-	for (i = 0; i < len; i++) {
-		if (arg[i] < '0' || arg[i] > '9') {
-			pickup_finish(c, "perm 5.5.4 bad size");
-			return;
-		}
-		v = v * 10 + (uint64_t)(arg[i] - '0');
-	}
-	if (v > c->p->qs->cfg->message_size_limit) {
-		pickup_finish(c, "perm 5.3.4 message size exceeds "
-		    "message_size_limit");
-		return;
-	}
-	c->size = v;
 	c->have_size = true;
 }
 
@@ -359,21 +324,27 @@ pickup_data(struct pickup_client *c)
 static void
 pickup_command(struct pickup_client *c, const char *line, size_t len)
 {
-	const char *sp = memchr(line, ' ', len);
-	size_t klen = sp != NULL ? (size_t)(sp - line) : len;
-	const char *arg = sp != NULL ? sp + 1 : line + len;
-	size_t alen = len - (size_t)(arg - line);
+	struct queue_request_pickup req;
+	const char *err;
 
-	if (klen == 6 && memcmp(line, "sender", 6) == 0 && sp != NULL)
-		pickup_sender(c, arg, alen);
-	else if (klen == 9 && memcmp(line, "recipient", 9) == 0 && sp != NULL)
-		pickup_recipient(c, arg, alen);
-	else if (klen == 4 && memcmp(line, "size", 4) == 0 && sp != NULL)
-		pickup_size(c, arg, alen);
-	else if (len == 4 && memcmp(line, "data", 4) == 0)
+	if ((err = queue_request_pickup_parse(line, len, &req)) != NULL) {
+		pickup_finish(c, err);
+		return;
+	}
+	switch (req.verb) {
+	case QUEUE_REQUEST_SENDER:
+		pickup_sender(c, req.arg, req.arg_len);
+		break;
+	case QUEUE_REQUEST_RECIPIENT:
+		pickup_recipient(c, req.arg, req.arg_len);
+		break;
+	case QUEUE_REQUEST_SIZE:
+		pickup_size(c, req.arg, req.arg_len);
+		break;
+	case QUEUE_REQUEST_DATA:
 		pickup_data(c);
-	else
-		pickup_finish(c, "perm 5.5.1 unknown command");
+		break;
+	}
 }
 
 /* ---- The message ------------------------------------------------------ */

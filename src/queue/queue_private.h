@@ -12,10 +12,12 @@
 #include <stdint.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <openssl/ssl.h>
 
 #include "queue/queue_envelope.h"
+#include "queue/queue_routes.h"
 
 struct event_base;
 struct event;
@@ -60,6 +62,14 @@ struct queue_server {
 	struct sockaddr_storage source;
 	socklen_t source_len;		/* 0: none */
 	char *relay_user, *relay_password;
+	/* routes_file: never NULL once started (empty without a file);
+	 * replaced whole when the file changes and parses. */
+	struct queue_routes *routes;
+	struct queue_routes *routes_start;	/* as read at start, as root:
+						 * credentials that later reads
+						 * cannot open (may be routes) */
+	struct queue_routes_stamp routes_stamp;
+	uid_t user_uid;			/* may own credential files */
 	struct queue_msg_list msgs;
 	size_t n_msgs;
 	unsigned connections;		/* outbound sessions open */

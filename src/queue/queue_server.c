@@ -2,7 +2,8 @@
  * The queue process (queue_server.h): finds messages in queue/ (a scan at
  * start and every few minutes, and inotify for new envelopes at once),
  * starts a delivery attempt for each message that is due, and bounds the
- * outbound connections in all and per destination domain.
+ * outbound connections in all and per destination domain. It also holds
+ * the routes (routes_file), read again when the file changes.
  */
 #include "queue/queue_server.h"
 
@@ -235,6 +236,72 @@ queue_inotify_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* auth= on a route that leaves relay= out is for relay_host: without
+ * one, such a route delivers to MX hosts, which get no AUTH. */
+static void
+queue_warn_unused_auth(const struct tegami_config *cfg,
+    const struct queue_routes *routes)
+{
+	size_t i;
+
+	if (cfg->relay_host != NULL)
+		return;
+	for (i = 0; i < routes->n; i++)
+		if (routes->routes[i].auth != NULL &&
+		    routes->routes[i].relay == QUEUE_ROUTE_RELAY_GLOBAL)
+			log_warnx("queue: %s:%u: auth= without relay= and no "
+			    "relay_host: not used (MX hosts get no AUTH)",
+			    routes->name, routes->routes[i].line);
+}
+
+/*
+ * Reads routes_file and its auth= files into a new table; the old one
+ * stays in use until the new one is complete. -1 with err when the file
+ * is broken (the stamp is still taken: it is reported once).
+ */
+static int
+queue_load_routes(struct queue_server *qs, char *err, size_t errsize)
+{
+	const struct queue_routes *old[2] = { qs->routes, qs->routes_start };
+	struct queue_routes *routes;
+	size_t kept;
+
+	if (queue_routes_load(qs->cfg->routes_file, &routes,
+	    &qs->routes_stamp, err, errsize) < 0)
+		return -1;
+	if (queue_routes_load_credentials(routes, qs->cfg->state_dir,
+	    qs->user_uid, old, 2, &kept, err, errsize) < 0) {
+		queue_routes_free(&routes);
+		return -1;
+	}
+	if (kept > 0)
+		log_info("queue: routes: %zu auth= files cannot be read any "
+		    "more (root's, read at start); keeping what was read "
+		    "before", kept);
+	queue_warn_unused_auth(qs->cfg, routes);
+	if (qs->routes_start == NULL)
+		qs->routes_start = routes;	/* read as root: kept */
+	else if (qs->routes != qs->routes_start)
+		queue_routes_free(&qs->routes);
+	qs->routes = routes;
+	return 0;
+}
+
+/* A broken file leaves the routes in use as they are. */
+static void
+queue_reload_routes(struct queue_server *qs, const char *why)
+{
+	char err[1024];
+
+	if (queue_load_routes(qs, err, sizeof(err)) < 0) {
+		log_warnx("queue: routes %s: %s; keeping the %zu routes in use",
+		    why, err, qs->routes != NULL ? qs->routes->n : 0);
+		return;
+	}
+	log_info("queue: routes %s: %zu routes from %s", why, qs->routes->n,
+	    qs->cfg->routes_file);
+}
+
 static void
 queue_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -245,7 +312,11 @@ queue_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (qs->stopping || qs->accounts == NULL)
+	if (qs->stopping)
+		return;
+	if (queue_routes_changed(qs->cfg->routes_file, &qs->routes_stamp))
+		queue_reload_routes(qs, "changed");
+	if (qs->accounts == NULL)
 		return;
 	if (now - last_scan >= QUEUE_SCAN_SECONDS) {
 		last_scan = now;
@@ -269,42 +340,15 @@ queue_accounts_cb(void *arg, struct account_table *table)
 	qs->accounts = table;
 }
 
-/* "USER PASSWORD" on one line, from relay_auth_file (read as root). */
+/* "USER PASSWORD" on one line, from relay_auth_file (read as root),
+ * refused when others may read it, like a route's auth= file. */
 static int
 queue_read_relay_auth(struct queue_server *qs, char *err, size_t errsize)
 {
-	char line[1024], *sp;
-	size_t n;
-	FILE *f;
-
 	if (qs->cfg->relay_auth_file == NULL)
 		return 0;
-	f = fopen(qs->cfg->relay_auth_file, "re");
-	if (f == NULL) {
-		snprintf(err, errsize, "%s: %s", qs->cfg->relay_auth_file,
-		    strerror(errno));
-		return -1;
-	}
-	if (fgets(line, sizeof(line), f) == NULL) {
-		fclose(f);
-		snprintf(err, errsize, "%s: empty", qs->cfg->relay_auth_file);
-		return -1;
-	}
-	fclose(f);
-	n = strcspn(line, "\r\n");
-	line[n] = '\0';
-	sp = strchr(line, ' ');
-	if (sp == NULL || sp == line || sp[1] == '\0') {
-		explicit_bzero(line, sizeof(line));
-		snprintf(err, errsize, "%s: want one line \"USER PASSWORD\"",
-		    qs->cfg->relay_auth_file);
-		return -1;
-	}
-	*sp = '\0';
-	qs->relay_user = xstrdup(line);
-	qs->relay_password = xstrdup(sp + 1);
-	explicit_bzero(line, sizeof(line));
-	return 0;
+	return queue_routes_read_credentials(qs->cfg->relay_auth_file,
+	    qs->user_uid, &qs->relay_user, &qs->relay_password, err, errsize);
 }
 
 static void
@@ -405,6 +449,7 @@ queue_signal_cb(evutil_socket_t sig, short what, void *arg)
 	qs->cfg = cfg;
 	queue_set_source(qs);
 	log_info("queue: reloaded configuration");
+	queue_reload_routes(qs, "reload");
 }
 
 void
@@ -426,10 +471,14 @@ queue_server_main(const char *config_path, int auth_fd,
 	TAILQ_INIT(&qs.msgs);
 	TAILQ_INIT(&qs.waiting);
 	qs.config_path = config_path;
+	qs.user_uid = pw != NULL ? pw->pw_uid : geteuid();
 	err[0] = '\0';
+	/* The routes and the credential files are read as root, before
+	 * the privileges go; a broken routes file stops the server. */
 	if (config_load(config_path, &qs.cfg, err, sizeof(err)) < 0 ||
 	    !queue_outbound_tls_ok(qs.cfg->outbound_tls) ||
-	    queue_read_relay_auth(&qs, err, sizeof(err)) < 0) {
+	    queue_read_relay_auth(&qs, err, sizeof(err)) < 0 ||
+	    queue_load_routes(&qs, err, sizeof(err)) < 0) {
 		log_warnx("queue: %s", err[0] ? err : "outbound_tls must be "
 		    "none, may, encrypt or verify");
 		exit(QUEUE_EXIT_CONFIG);
@@ -483,9 +532,9 @@ queue_server_main(const char *config_path, int auth_fd,
 	}
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	queue_scan(&qs);
-	log_info("queue ready: %zu messages waiting, %s", qs.n_msgs,
-	    qs.cfg->relay_host != NULL ? "through the relay host" :
-	    "direct to MX hosts");
+	log_info("queue ready: %zu messages waiting, %s, %zu routes",
+	    qs.n_msgs, qs.cfg->relay_host != NULL ? "through the relay host" :
+	    "direct to MX hosts", qs.routes->n);
 	event_base_dispatch(qs.base);
 
 	queue_pickup_stop(&qs);
@@ -500,6 +549,9 @@ queue_server_main(const char *config_path, int auth_fd,
 	while (!TAILQ_EMPTY(&qs.msgs))
 		queue_msg_free(&qs, TAILQ_FIRST(&qs.msgs));
 	SSL_CTX_free(qs.tls_ctx);
+	if (qs.routes != qs.routes_start)
+		queue_routes_free(&qs.routes);
+	queue_routes_free(&qs.routes_start);
 	accounts_free(&qs.accounts);
 	event_base_free(qs.base);
 	config_free(&qs.cfg);

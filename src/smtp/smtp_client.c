@@ -578,6 +578,17 @@ client_start_tls(struct smtp_client *c)
 	client_wait(c, "the TLS handshake", c->p.timeouts.command);
 }
 
+/* MAY over STARTTLS: the caller may try the same address in plaintext. */
+static void
+client_note_tls_failure(struct smtp_client *c, const char *why)
+{
+	if (c->p.tls != SMTP_TLS_MAY || c->p.implicit_tls)
+		return;
+	c->result.tls_failed = true;
+	snprintf(c->result.tls_error, sizeof(c->result.tls_error),
+	    "TLS handshake failed: %s", why);
+}
+
 static void
 client_tls_failed(struct smtp_client *c, const char *how)
 {
@@ -595,6 +606,7 @@ client_tls_failed(struct smtp_client *c, const char *how)
 		ERR_error_string_n(first, msg, sizeof(msg));
 	else
 		snprintf(msg, sizeof(msg), "%s", how);
+	client_note_tls_failure(c, msg);
 	/* Only these policies abort the handshake for the certificate. */
 	if (ssl != NULL && (c->p.tls == SMTP_TLS_VERIFY ||
 	    (c->p.tls == SMTP_TLS_DANE && c->dane_usable)) &&
@@ -718,6 +730,8 @@ client_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		    "to %s", c->waiting_secs, c->peer);
 		break;
 	default:
+		if (c->state == CS_HANDSHAKE)
+			client_note_tls_failure(c, "timeout");
 		client_fail(c, true, 0, "4.4.2", "timeout (%u s) waiting for "
 		    "%s from %s", c->waiting_secs, c->waiting_for, c->peer);
 		break;
@@ -781,7 +795,15 @@ client_starttls_reply(struct smtp_client *c, const struct smtp_reply *r)
 		return;
 	}
 	if (c->p.tls == SMTP_TLS_MAY && r->code >= 400) {
+		char sum[200];
+
+		/* RFC 3207 4: the client may go on without TLS; a new
+		 * connection would get the same answer. */
+		smtp_reply_summary(r, sum, sizeof(sum));
 		c->starttls_refused = true;
+		c->result.tls_refused = true;
+		snprintf(c->result.tls_error, sizeof(c->result.tls_error),
+		    "STARTTLS refused: %s", sum);
 		client_after_hello(c);
 		return;
 	}

@@ -26,8 +26,10 @@ struct smtp_client;
 enum smtp_tls_policy {
 	SMTP_TLS_NONE,		/* never STARTTLS */
 	SMTP_TLS_MAY,		/* STARTTLS when offered; unverified is fine;
-				 * a failed handshake is a failed connection
-				 * (the caller may retry without TLS) */
+				 * a refused STARTTLS goes on in plaintext; a
+				 * failed handshake is a failed connection
+				 * with tls_failed (the caller retries
+				 * without TLS) */
 	SMTP_TLS_ENCRYPT,	/* TLS required, certificate not checked */
 	SMTP_TLS_VERIFY,	/* TLS required, certificate verified against
 				 * tls_ctx's trust store and peer_name */
@@ -97,6 +99,18 @@ struct smtp_client_result {
 	bool tls;			/* the session was encrypted */
 	bool verified;			/* and the peer authenticated */
 	char tls_info[128];		/* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
+	/*
+	 * SMTP_TLS_MAY without implicit TLS only: why the session is not
+	 * encrypted although STARTTLS was offered. tls_refused: the reply
+	 * to STARTTLS was 4xx/5xx and the session went on in plaintext.
+	 * tls_failed: the handshake after the 220 failed or timed out; the
+	 * session failed with try_next_host, and the caller may connect to
+	 * the same address again with SMTP_TLS_NONE (Postfix does). The
+	 * reply or the error is in tls_error.
+	 */
+	bool tls_refused;
+	bool tls_failed;
+	char tls_error[256];
 	char error[256];		/* session-level cause, for logs */
 	struct smtp_client_rcpt *rcpts;	/* n_rcpts, in params order */
 	size_t n_rcpts;
@@ -129,8 +143,10 @@ typedef void (*smtp_client_cb)(void *arg,
  *   and DANE fail the session when it does not verify.
  * - implicit_tls uses TLS whatever the policy (NONE and MAY then mean an
  *   unverified session); the TLS handshake has the command timeout.
- * - MAY: a STARTTLS refused with a reply goes on in plaintext; a failed
- *   handshake is a session failure with try_next_host.
+ * - MAY: a STARTTLS refused with a reply goes on in plaintext
+ *   (tls_refused); a failed or timed-out handshake is a session failure
+ *   with try_next_host and tls_failed. Neither happens with implicit TLS
+ *   or another policy (DANE never falls back).
  * - AUTH (PLAIN when offered, else LOGIN) is only sent over TLS; not
  *   offered or no TLS is a session failure with try_next_host. A 4xx
  *   reply to AUTH is a session failure with try_next_host; a 5xx (535 bad
