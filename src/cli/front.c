@@ -22,6 +22,7 @@
 #include "core/util.h"
 #include "net/conn_limit.h"
 #include "net/tls.h"
+#include "pop3/pop3_server.h"
 #include "smtp/smtp_session.h"
 #include "store/commit.h"
 
@@ -34,6 +35,8 @@ struct front {
 	struct tls_server *retired_tls[FRONT_TLS_RELOADS_MAX];
 	size_t n_retired_tls;
 	struct smtp_server smtp;
+	struct pop3_server pop3;
+	unsigned services_idle;	/* of smtp and pop3, once shutting down */
 	struct commit_pool *commit;
 	struct auth_client *auth;
 	const struct front_sockets *socks;
@@ -59,12 +62,44 @@ front_check_access(const struct tegami_config *cfg)
 	}
 }
 
+const char *
+front_service_name(int service)
+{
+	if (service >= FRONT_POP3_FIRST)
+		return pop3_service_name((enum pop3_service)(service -
+		    FRONT_POP3_FIRST));
+	return smtp_service_name((enum smtp_service)service);
+}
+
+unsigned
+front_service_standard_port(int service)
+{
+	static const unsigned standard[FRONT_SERVICES] = {
+		[SMTP_SERVICE_MX] = 25,
+		[SMTP_SERVICE_SUBMISSION] = 587,
+		[SMTP_SERVICE_SUBMISSIONS] = 465,
+		[FRONT_POP3_FIRST + POP3_SERVICE_POP3] = 110,
+		[FRONT_POP3_FIRST + POP3_SERVICE_POP3S] = 995,
+	};
+
+	return service >= 0 && service < FRONT_SERVICES ? standard[service] : 0;
+}
+
+bool
+front_service_implicit_tls(int service)
+{
+	return service == SMTP_SERVICE_SUBMISSIONS ||
+	    service == FRONT_POP3_FIRST + POP3_SERVICE_POP3S;
+}
+
+/* SMTP and POP3 each call this once when their last session is gone. */
 static void
 front_idle_cb(void *arg)
 {
 	struct front *f = arg;
 
-	event_base_loopexit(f->base, NULL);
+	if (++f->services_idle == 2)
+		event_base_loopexit(f->base, NULL);
 }
 
 /*
@@ -91,14 +126,16 @@ front_reload_tls(struct front *f, const struct tegami_config *cfg)
 		log_warnx("reload: %s; keeping the old certificates", err);
 		return;
 	}
-	if (tls == NULL && f->socks->listen_fds[SMTP_SERVICE_SUBMISSIONS] >= 0) {
-		log_warnx("reload: port 465 needs a certificate; keeping the "
-		    "old certificates");
+	if (tls == NULL && (f->socks->listen_fds[SMTP_SERVICE_SUBMISSIONS] >= 0 ||
+	    f->socks->listen_fds[FRONT_POP3_FIRST + POP3_SERVICE_POP3S] >= 0)) {
+		log_warnx("reload: ports 465 and 995 need a certificate; "
+		    "keeping the old certificates");
 		return;
 	}
 	if (f->smtp.tls != NULL)
 		f->retired_tls[f->n_retired_tls++] = f->smtp.tls;
 	f->smtp.tls = tls;
+	f->pop3.tls = tls;
 	log_info("reload: TLS %s", tls != NULL ? "on" : "off");
 }
 
@@ -113,6 +150,7 @@ front_signal_cb(evutil_socket_t sig, short what, void *arg)
 	if (sig == SIGTERM || sig == SIGINT) {
 		log_info("shutting down");
 		smtp_server_shutdown(&f->smtp, front_idle_cb, f);
+		pop3_server_shutdown(&f->pop3, front_idle_cb, f);
 		return;
 	}
 	/* SIGHUP: settings and certificates; the listeners stay as they are,
@@ -128,6 +166,7 @@ front_signal_cb(evutil_socket_t sig, short what, void *arg)
 	front_reload_tls(f, cfg);
 	/* Sessions and jobs never keep pointers into the settings. */
 	smtp_server_reload(&f->smtp, cfg, &old_cfg);
+	f->pop3.cfg = cfg;
 	config_free(&old_cfg);
 	log_info("reloaded configuration");
 }
@@ -136,25 +175,24 @@ static void
 front_listen(struct front *f)
 {
 	const struct tegami_config *cfg = f->smtp.cfg;
-	char ports[128];
+	char ports[256];
 	size_t used = 0;
 	int i;
 
-	for (i = 0; i < SMTP_SERVICES; i++) {
-		static const unsigned standard[SMTP_SERVICES] = {
-			[SMTP_SERVICE_MX] = 25,
-			[SMTP_SERVICE_SUBMISSION] = 587,
-			[SMTP_SERVICE_SUBMISSIONS] = 465,
-		};
+	for (i = 0; i < FRONT_SERVICES; i++) {
 		int n;
 
 		if (f->socks->listen_fds[i] < 0)
 			continue;
-		smtp_server_listen(&f->smtp, f->socks->listen_fds[i],
-		    (enum smtp_service)i);
+		if (i >= FRONT_POP3_FIRST)
+			pop3_server_listen(&f->pop3, f->socks->listen_fds[i],
+			    (enum pop3_service)(i - FRONT_POP3_FIRST));
+		else
+			smtp_server_listen(&f->smtp, f->socks->listen_fds[i],
+			    (enum smtp_service)i);
 		n = snprintf(ports + used, sizeof(ports) - used, "%s%s %u",
-		    used ? ", " : "", smtp_service_name((enum smtp_service)i),
-		    config_service_port(cfg, standard[i]));
+		    used ? ", " : "", front_service_name(i),
+		    config_service_port(cfg, front_service_standard_port(i)));
 		if (n > 0 && (size_t)n < sizeof(ports) - used)
 			used += (size_t)n;
 	}
@@ -237,9 +275,12 @@ front_main(const char *config_path, unsigned slot,
 		fatalx("%s", err);
 	smtp_server_init(&f.smtp, f.base, cfg, none_yet, f.commit);
 	f.smtp.tls = tls;
+	pop3_server_init(&f.pop3, f.base, cfg);
+	f.pop3.tls = tls;
 	f.auth = auth_client_new(f.base, socks->auth_fd, front_accounts_cb,
 	    &f);
 	f.smtp.auth = f.auth;
+	f.pop3.auth = f.auth;
 
 	sig_term = evsignal_new(f.base, SIGTERM, front_signal_cb, &f);
 	sig_int = evsignal_new(f.base, SIGINT, front_signal_cb, &f);

@@ -10,12 +10,30 @@
 #include <pwd.h>
 #include <signal.h>
 
+#include <stdbool.h>
+
+#include "pop3/pop3_server.h"
 #include "smtp/smtp_server.h"
 
 #define SERVE_EXIT_CONFIG 78	/* a child cannot run: do not retry */
 
+/*
+ * The listening services of a front, indexed the same everywhere: the SMTP
+ * ones by enum smtp_service, then POP3's by FRONT_POP3_FIRST + enum
+ * pop3_service.
+ */
+#define FRONT_POP3_FIRST SMTP_SERVICES
+#define FRONT_SERVICES (SMTP_SERVICES + POP3_SERVICES)
+
+/* "smtp", "submission", "submissions", "pop3", "pop3s" */
+const char *front_service_name(int service);
+/* 25, 587, 465, 110, 995 (before port_base). */
+unsigned front_service_standard_port(int service);
+/* Implicit TLS (465, 995): off when there is no certificate. */
+bool front_service_implicit_tls(int service);
+
 struct front_sockets {
-	int listen_fds[SMTP_SERVICES];	/* by enum smtp_service; -1: off */
+	int listen_fds[FRONT_SERVICES];	/* by service; -1: off */
 	int auth_fd;		/* this slot's end of the auth socketpair */
 };
 

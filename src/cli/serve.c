@@ -52,7 +52,7 @@ struct serve {
 	const struct tegami_config *cfg;
 	const struct passwd *front_pw, *auth_pw;	/* NULL: not root */
 	sigset_t oldmask;
-	int listen_fds[SMTP_SERVICES];
+	int listen_fds[FRONT_SERVICES];
 	/* Per front slot, and one more for the queue process: [0] the
 	 * client's end, [1] the auth process's. */
 	int auth_pairs[CONN_LIMIT_SLOTS + 1][2];
@@ -165,7 +165,7 @@ spawn_worker(struct serve *sv, unsigned slot)
 	}
 	if (pid > 0)
 		return pid;
-	for (i = 0; i < SMTP_SERVICES; i++)
+	for (i = 0; i < FRONT_SERVICES; i++)
 		socks.listen_fds[i] = sv->listen_fds[i];
 	socks.auth_fd = sv->auth_pairs[slot][0];
 	serve_close_all_but(sv, socks.auth_fd, -1);
@@ -185,7 +185,7 @@ spawn_queue(struct serve *sv)
 	}
 	if (pid > 0)
 		return pid;
-	for (i = 0; i < SMTP_SERVICES; i++)
+	for (i = 0; i < FRONT_SERVICES; i++)
 		if (sv->listen_fds[i] >= 0)
 			close(sv->listen_fds[i]);
 	serve_close_all_but(sv, fd, -1);
@@ -206,7 +206,7 @@ spawn_auth(struct serve *sv)
 	}
 	if (pid > 0)
 		return pid;
-	for (i = 0; i < SMTP_SERVICES; i++)
+	for (i = 0; i < FRONT_SERVICES; i++)
 		if (sv->listen_fds[i] >= 0)
 			close(sv->listen_fds[i]);
 	for (i = 0; i <= sv->n_workers; i++) {
@@ -288,30 +288,27 @@ serve_have_certificate(const struct tegami_config *cfg)
 static int
 serve_open_listeners(struct serve *sv)
 {
-	static const unsigned standard[SMTP_SERVICES] = {
-		[SMTP_SERVICE_MX] = 25,
-		[SMTP_SERVICE_SUBMISSION] = 587,
-		[SMTP_SERVICE_SUBMISSIONS] = 465,
-	};
+	bool have_certificate = serve_have_certificate(sv->cfg);
 	char err[1024];
 	int i;
 
-	for (i = 0; i < SMTP_SERVICES; i++)
+	for (i = 0; i < FRONT_SERVICES; i++)
 		sv->listen_fds[i] = -1;
-	for (i = 0; i < SMTP_SERVICES; i++) {
-		if (i == SMTP_SERVICE_SUBMISSIONS &&
-		    !serve_have_certificate(sv->cfg)) {
-			log_warnx("submissions (port %u) is off: no "
-			    "certificate in %s/tls", config_service_port(
-			    sv->cfg, standard[i]), sv->cfg->state_dir);
+	for (i = 0; i < FRONT_SERVICES; i++) {
+		unsigned port = config_service_port(sv->cfg,
+		    front_service_standard_port(i));
+
+		if (front_service_implicit_tls(i) && !have_certificate) {
+			log_warnx("%s (port %u) is off: no certificate in "
+			    "%s/tls", front_service_name(i), port,
+			    sv->cfg->state_dir);
 			continue;
 		}
-		sv->listen_fds[i] = listener_open(sv->cfg->listen,
-		    config_service_port(sv->cfg, standard[i]), err,
+		sv->listen_fds[i] = listener_open(sv->cfg->listen, port, err,
 		    sizeof(err));
 		if (sv->listen_fds[i] < 0) {
 			log_warnx("%s: cannot listen on %s",
-			    smtp_service_name((enum smtp_service)i), err);
+			    front_service_name(i), err);
 			return -1;
 		}
 	}
@@ -323,7 +320,7 @@ serve_close_listeners(struct serve *sv)
 {
 	int i;
 
-	for (i = 0; i < SMTP_SERVICES; i++)
+	for (i = 0; i < FRONT_SERVICES; i++)
 		if (sv->listen_fds[i] >= 0) {
 			close(sv->listen_fds[i]);
 			sv->listen_fds[i] = -1;

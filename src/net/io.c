@@ -40,9 +40,16 @@ struct io {
 	bool raw_cb_added;	/* io_raw_drained_cb is on the socket's output */
 	size_t input_max;
 	unsigned timeout;	/* read timeout, seconds */
+	unsigned write_timeout;	/* seconds output may wait unsent */
 	bool close_pending;	/* io_close_after_flush came while held */
 	struct event *hold_timer;
-	uint64_t hold_until;	/* monotonic_ms when the hold ends */
+	uint64_t hold_until;
+	void (*drain_cb)(void *arg);	/* io_set_drain_cb */
+	size_t drain_low_water;
+	/* Under TLS: the socket's output is watched, and drain_cb runs from
+	 * this event, never from inside libevent's buffer callbacks. */
+	struct evbuffer_cb_entry *raw_drain_entry;
+	struct event *drain_event;	/* monotonic_ms when the hold ends */
 	char peer[INET6_ADDRSTRLEN];
 	char line[IO_LINE_BUFFER_MAX + 1];
 };
@@ -102,6 +109,9 @@ io_free(struct io **iop)
 		return;
 	if (io->hold_timer != NULL)
 		event_free(io->hold_timer);
+	io_set_drain_cb(io, 0, NULL);
+	if (io->drain_event != NULL)
+		event_free(io->drain_event);
 	bufferevent_free(io->bev);
 	evbuffer_free(io->out);
 	free(io);
@@ -112,9 +122,18 @@ void
 io_set_timeout(struct io *io, unsigned seconds)
 {
 	struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
+	struct timeval wtv = { .tv_sec = io->write_timeout, .tv_usec = 0 };
 
 	io->timeout = seconds;
-	bufferevent_set_timeouts(io->bev, seconds ? &tv : NULL, NULL);
+	bufferevent_set_timeouts(io->bev, seconds ? &tv : NULL,
+	    io->write_timeout ? &wtv : NULL);
+}
+
+void
+io_set_write_timeout(struct io *io, unsigned seconds)
+{
+	io->write_timeout = seconds;
+	io_set_timeout(io, io->timeout);
 }
 
 /*
@@ -130,7 +149,9 @@ io_flush(struct io *io)
 
 	if (evbuffer_get_length(io->out) == 0 || io->held)
 		return;
-	if (!io->tls && evbuffer_get_length(bev_out) == 0) {
+	/* A drain callback needs the bufferevent's write event. */
+	if (!io->tls && io->drain_cb == NULL &&
+	    evbuffer_get_length(bev_out) == 0) {
 		while (evbuffer_get_length(io->out) > 0) {
 			if (evbuffer_write(io->out, bufferevent_getfd(io->bev)) <= 0)
 				break;	/* EAGAIN or an error: libevent sees it */
@@ -168,6 +189,11 @@ io_write_cb(struct bufferevent *bev, void *arg)
 	struct timeval tv = { .tv_sec = 2, .tv_usec = 0 };
 
 	(void)bev;
+	if (!io->closing && io->drain_cb != NULL) {
+		if (io_output_pending(io) <= io->drain_low_water)
+			io->drain_cb(io->arg);
+		return;
+	}
 	if (!io->closing || io->lingering)
 		return;
 	if (io->tls) {
@@ -327,6 +353,76 @@ io_reply(struct io *io, const char *line)
 		io_flush(io);
 }
 
+static void
+io_drain_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct io *io = arg;
+
+	(void)fd;
+	(void)what;
+	if (io->drain_cb != NULL && !io->closing &&
+	    io_output_pending(io) <= io->drain_low_water)
+		io->drain_cb(io->arg);
+}
+
+/* The socket's output under the TLS filter shrank or grew. */
+static void
+io_raw_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct io *io = arg;
+
+	(void)buf;
+	if (info->n_deleted > 0 && io->drain_cb != NULL &&
+	    io_output_pending(io) <= io->drain_low_water)
+		event_active(io->drain_event, EV_TIMEOUT, 0);
+}
+
+void
+io_set_drain_cb(struct io *io, size_t low_water, void (*cb)(void *arg))
+{
+	io->drain_cb = cb;
+	io->drain_low_water = low_water;
+	bufferevent_setwatermark(io->bev, EV_WRITE, cb != NULL ? low_water : 0,
+	    0);
+	bufferevent_setcb(io->bev, io_read_cb, cb != NULL ? io_write_cb : NULL,
+	    io_event_cb, io);
+	if (!io->tls)
+		return;
+	if (cb != NULL && io->raw_drain_entry == NULL) {
+		if (io->drain_event == NULL) {
+			io->drain_event = event_new(bufferevent_get_base(
+			    io->bev), -1, 0, io_drain_event_cb, io);
+			if (io->drain_event == NULL)
+				fatalx("event_new failed");
+		}
+		io->raw_drain_entry = evbuffer_add_cb(bufferevent_get_output(
+		    bufferevent_get_underlying(io->bev)), io_raw_drain_cb, io);
+		if (io->raw_drain_entry == NULL)
+			fatalx("evbuffer_add_cb failed");
+	} else if (cb == NULL && io->raw_drain_entry != NULL) {
+		evbuffer_remove_cb_entry(bufferevent_get_output(
+		    bufferevent_get_underlying(io->bev)), io->raw_drain_entry);
+		io->raw_drain_entry = NULL;
+		if (io->drain_event != NULL)
+			event_del(io->drain_event);
+	}
+}
+
+size_t
+io_output_pending(struct io *io)
+{
+	size_t n = evbuffer_get_length(io->out) +
+	    evbuffer_get_length(bufferevent_get_output(io->bev));
+
+	/* Under TLS the encrypted records wait in the socket's own
+	 * bufferevent, below the filter. */
+	if (io->tls)
+		n += evbuffer_get_length(bufferevent_get_output(
+		    bufferevent_get_underlying(io->bev)));
+	return n;
+}
+
 void
 io_pause(struct io *io)
 {
@@ -363,6 +459,7 @@ io_close_after_flush(struct io *io)
 		io->close_pending = true;
 		return;
 	}
+	io_set_drain_cb(io, 0, NULL);
 	io_flush(io);
 	io->closing = true;
 	/* A peer that never reads must not hold the session forever. */

@@ -43,6 +43,12 @@ void io_free(struct io **iop);
 
 /* Read timeout in seconds (0: none); restarted by every byte read. */
 void io_set_timeout(struct io *io, unsigned seconds);
+/*
+ * Write timeout in seconds (0: none, the default): output that waits that
+ * long without the peer taking a byte ends in IO_EVENT_TIMEOUT, so a
+ * client that stops reading cannot hold its session for ever.
+ */
+void io_set_write_timeout(struct io *io, unsigned seconds);
 
 enum io_line_result {
 	IO_LINE_NONE = 0,	/* no complete line buffered yet */
@@ -73,6 +79,16 @@ void io_printf(struct io *io, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Queues one reply line and its CR LF. */
 void io_reply(struct io *io, const char *line);
+
+/*
+ * Streaming output (a POP3 RETR of a big message): cb runs once the output
+ * queued so far has shrunk to low_water bytes or less, so that the
+ * producer can add the next piece without buffering a whole file. NULL
+ * cb turns it off. The callback may write, close or free the io.
+ */
+void io_set_drain_cb(struct io *io, size_t low_water, void (*cb)(void *arg));
+/* Bytes of output queued and not yet handed to the kernel. */
+size_t io_output_pending(struct io *io);
 
 /* Stops or restarts delivering input. io_resume also delivers input
  * that was buffered meanwhile, and re-arms reading after a timeout. */

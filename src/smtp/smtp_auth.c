@@ -35,8 +35,8 @@ smtp_auth_abort(struct smtp_session *s)
 	if (s->auth_handle != 0 && s->srv->auth != NULL)
 		auth_client_cancel(s->srv->auth, s->auth_handle);
 	s->auth_handle = 0;
-	s->auth_step = SMTP_AUTH_NONE;
-	explicit_bzero(s->auth_user, sizeof(s->auth_user));
+	s->auth_checking = false;
+	sasl_exchange_reset(&s->sasl);
 }
 
 /* Back to commands, with a reply that counts as an error. */
@@ -55,7 +55,7 @@ smtp_auth_result(void *arg, enum auth_result_code code, unsigned delay_ms,
 	struct smtp_session *s = arg;
 
 	s->auth_handle = 0;
-	s->auth_step = SMTP_AUTH_NONE;
+	s->auth_checking = false;
 	smtp_set_state(s, SMTP_STATE_COMMAND);
 	/* Hold first: from here a reply is sent at once. */
 	if (code == AUTH_FAILED || code == AUTH_THROTTLED)
@@ -80,7 +80,7 @@ smtp_auth_result(void *arg, enum auth_result_code code, unsigned delay_ms,
 		smtp_reply(s, R_AUTH_TEMP);
 		break;
 	}
-	explicit_bzero(s->auth_user, sizeof(s->auth_user));
+	sasl_exchange_reset(&s->sasl);
 	io_resume(s->io);
 }
 
@@ -96,7 +96,7 @@ smtp_auth_check(struct smtp_session *s, const char *user,
 		return;
 	}
 	smtp_set_state(s, SMTP_STATE_AUTH);
-	s->auth_step = SMTP_AUTH_CHECKING;
+	s->auth_checking = true;
 	/* Nothing more is read until the answer: RFC 4954 4 lets no command
 	 * follow AUTH before its reply. */
 	io_pause(s->io);
@@ -105,60 +105,29 @@ smtp_auth_check(struct smtp_session *s, const char *user,
 	    password, smtp_auth_result, s);
 }
 
-static void
-smtp_auth_plain(struct smtp_session *s, const unsigned char *msg,
-    size_t len)
-{
-	struct sasl_plain plain;
-	const char *why;
-
-	why = sasl_plain_parse(msg, len, &plain);
-	if (why != NULL) {
-		log_info("session=%s AUTH PLAIN refused: %s", s->id, why);
-		smtp_auth_fail(s, R_AUTH_FAILED);
-	} else
-		smtp_auth_check(s, plain.authcid, plain.passwd);
-	explicit_bzero(&plain, sizeof(plain));
-}
-
 /* One decoded client response, for the step the exchange is at. */
 static void
 smtp_auth_step(struct smtp_session *s, const unsigned char *msg, size_t len)
 {
-	char password[ACCOUNTS_PASSWORD_MAX + 1];
-	const char *why;
+	char password[ACCOUNTS_PASSWORD_MAX + 1], line[64];
+	const char *challenge, *why;
 
-	switch (s->auth_step) {
-	case SMTP_AUTH_PLAIN_RESPONSE:
-		smtp_auth_plain(s, msg, len);
-		return;
-	case SMTP_AUTH_LOGIN_USER:
-		why = sasl_login_field(msg, len, s->auth_user, SASL_NAME_MAX);
-		if (why != NULL) {
-			log_info("session=%s AUTH LOGIN refused: %s", s->id,
-			    why);
-			smtp_auth_fail(s, R_AUTH_FAILED);
-			return;
-		}
-		s->auth_step = SMTP_AUTH_LOGIN_PASSWORD;
+	switch (sasl_exchange_step(&s->sasl, msg, len, &challenge, password,
+	    &why)) {
+	case SASL_EXCHANGE_CHALLENGE:
 		smtp_set_state(s, SMTP_STATE_AUTH);
-		smtp_reply(s, "334 " SASL_LOGIN_PASSWORD_CHALLENGE);
-		return;
-	case SMTP_AUTH_LOGIN_PASSWORD:
-		why = sasl_login_field(msg, len, password,
-		    ACCOUNTS_PASSWORD_MAX);
-		if (why != NULL) {
-			log_info("session=%s AUTH LOGIN refused: %s", s->id,
-			    why);
-			smtp_auth_fail(s, R_AUTH_FAILED);
-		} else
-			smtp_auth_check(s, s->auth_user, password);
-		explicit_bzero(password, sizeof(password));
-		return;
-	case SMTP_AUTH_NONE:
-	case SMTP_AUTH_CHECKING:
+		snprintf(line, sizeof(line), "334 %s", challenge);
+		smtp_reply(s, line);
+		break;
+	case SASL_EXCHANGE_CHECK:
+		smtp_auth_check(s, s->sasl.user, password);
+		break;
+	case SASL_EXCHANGE_REFUSED:
+		log_info("session=%s AUTH refused: %s", s->id, why);
+		smtp_auth_fail(s, R_AUTH_FAILED);
 		break;
 	}
+	explicit_bzero(password, sizeof(password));
 }
 
 /*
@@ -197,8 +166,9 @@ smtp_do_auth(struct smtp_session *s, const char *args, size_t len)
 {
 	unsigned char msg[SASL_RESPONSE_MAX];
 	enum sasl_mechanism mech;
-	const char *err, *initial;
+	const char *err, *initial, *challenge;
 	size_t initial_len, msg_len;
+	char line[64];
 
 	if (s->service == SMTP_SERVICE_MX) {
 		smtp_reply_error(s, "502 5.5.1 AUTH not available on this "
@@ -234,23 +204,17 @@ smtp_do_auth(struct smtp_session *s, const char *args, size_t len)
 		return;
 	}
 	smtp_set_state(s, SMTP_STATE_AUTH);
+	challenge = sasl_exchange_start(&s->sasl, mech);
 	if (initial != NULL) {
 		if (!smtp_auth_decode(s, initial, initial_len, true, msg,
 		    &msg_len))
 			return;
-		s->auth_step = mech == SASL_MECH_PLAIN ?
-		    SMTP_AUTH_PLAIN_RESPONSE : SMTP_AUTH_LOGIN_USER;
 		smtp_auth_step(s, msg, msg_len);
 		explicit_bzero(msg, sizeof(msg));
 		return;
 	}
-	if (mech == SASL_MECH_PLAIN) {
-		s->auth_step = SMTP_AUTH_PLAIN_RESPONSE;
-		smtp_reply(s, "334 ");
-	} else {
-		s->auth_step = SMTP_AUTH_LOGIN_USER;
-		smtp_reply(s, "334 " SASL_LOGIN_USERNAME_CHALLENGE);
-	}
+	snprintf(line, sizeof(line), "334 %s", challenge);
+	smtp_reply(s, line);
 }
 
 bool
@@ -261,7 +225,7 @@ smtp_auth_input(struct smtp_session *s)
 	size_t len, msg_len;
 	char *line;
 
-	if (s->auth_step == SMTP_AUTH_CHECKING)
+	if (s->auth_checking)
 		return false;
 	r = io_get_line(s->io, SASL_LINE_MAX, &line, &len);
 	if (r == IO_LINE_NONE)

@@ -15,6 +15,7 @@
 
 #include "auth/recipient.h"
 #include "auth/sasl.h"
+#include "auth/sasl_exchange.h"
 #include "core/config.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_header_scan.h"
@@ -37,14 +38,6 @@
 	"553 5.1.3 Address contains characters not accepted here"
 
 /* Where an AUTH exchange stands. */
-enum smtp_auth_step {
-	SMTP_AUTH_NONE,
-	SMTP_AUTH_PLAIN_RESPONSE,	/* 334 sent, waiting for PLAIN's data */
-	SMTP_AUTH_LOGIN_USER,		/* 334 "Username:" sent */
-	SMTP_AUTH_LOGIN_PASSWORD,	/* 334 "Password:" sent */
-	SMTP_AUTH_CHECKING,		/* the auth process has the password */
-};
-
 enum smtp_state {
 	SMTP_STATE_GREETING,	/* waiting out the greeting delay */
 	SMTP_STATE_COMMAND,	/* reading command lines */
@@ -73,8 +66,8 @@ struct smtp_session {
 	/* SMTP AUTH (RFC 4954), submission services only. */
 	bool authenticated;
 	char account[ACCOUNT_ADDRESS_MAX + 1];	/* who logged in */
-	enum smtp_auth_step auth_step;
-	char auth_user[SASL_NAME_MAX + 1];	/* LOGIN's name, until checked */
+	struct sasl_exchange sasl;	/* AUTH: PLAIN or LOGIN in progress */
+	bool auth_checking;		/* the auth process has the password */
 	uint64_t auth_handle;		/* the pending check, or 0 */
 
 	/* The transaction. */

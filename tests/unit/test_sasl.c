@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "auth/sasl.h"
+#include "auth/sasl_exchange.h"
 #include "unit.h"
 
 #define BUF_MAX 4096
@@ -704,6 +705,56 @@ test_exchanges(void)
 
 /* 12 kB of base64 (security-tests 22) and NUL-laden text: refused
  * without reading past the given length. */
+/* sasl_exchange: the steps SMTP and POP3 AUTH share. */
+static void
+test_exchange_steps(void)
+{
+	static const unsigned char plain[] = "\0alice@x.test\0pw 1";
+	struct sasl_exchange x;
+	char password[ACCOUNTS_PASSWORD_MAX + 1];
+	const char *challenge, *why;
+
+	memset(&x, 0, sizeof(x));
+	CHECK_STR(sasl_exchange_start(&x, SASL_MECH_PLAIN), "");
+	CHECK(sasl_exchange_step(&x, plain, sizeof(plain) - 1, &challenge,
+	    password, &why) == SASL_EXCHANGE_CHECK);
+	CHECK_STR(x.user, "alice@x.test");
+	CHECK_STR(password, "pw 1");
+	CHECK(x.step == SASL_EXCHANGE_IDLE);
+
+	/* A bad PLAIN message: refused with a reason, nothing left. */
+	sasl_exchange_start(&x, SASL_MECH_PLAIN);
+	CHECK(sasl_exchange_step(&x, (const unsigned char *)"nonul", 5,
+	    &challenge, password, &why) == SASL_EXCHANGE_REFUSED);
+	CHECK(why != NULL && password[0] == '\0' && x.user[0] == '\0');
+
+	/* LOGIN: name, the password challenge, then the password. */
+	CHECK_STR(sasl_exchange_start(&x, SASL_MECH_LOGIN),
+	    SASL_LOGIN_USERNAME_CHALLENGE);
+	CHECK(sasl_exchange_step(&x, (const unsigned char *)"bob@x.test", 10,
+	    &challenge, password, &why) == SASL_EXCHANGE_CHALLENGE);
+	CHECK_STR(challenge, SASL_LOGIN_PASSWORD_CHALLENGE);
+	CHECK(sasl_exchange_step(&x, (const unsigned char *)"secret", 6,
+	    &challenge, password, &why) == SASL_EXCHANGE_CHECK);
+	CHECK_STR(x.user, "bob@x.test");
+	CHECK_STR(password, "secret");
+
+	/* An empty LOGIN name or password is refused. */
+	sasl_exchange_start(&x, SASL_MECH_LOGIN);
+	CHECK(sasl_exchange_step(&x, (const unsigned char *)"", 0, &challenge,
+	    password, &why) == SASL_EXCHANGE_REFUSED);
+	sasl_exchange_start(&x, SASL_MECH_LOGIN);
+	sasl_exchange_step(&x, (const unsigned char *)"bob", 3, &challenge,
+	    password, &why);
+	CHECK(sasl_exchange_step(&x, (const unsigned char *)"", 0, &challenge,
+	    password, &why) == SASL_EXCHANGE_REFUSED);
+
+	/* A response with no exchange in progress. */
+	sasl_exchange_reset(&x);
+	CHECK(sasl_exchange_step(&x, plain, sizeof(plain) - 1, &challenge,
+	    password, &why) == SASL_EXCHANGE_REFUSED);
+}
+
 static void
 test_hostile(void)
 {
@@ -754,6 +805,7 @@ main(void)
 	UNIT_RUN(test_plain_utf8);
 	UNIT_RUN(test_login);
 	UNIT_RUN(test_exchanges);
+	UNIT_RUN(test_exchange_steps);
 	UNIT_RUN(test_hostile);
 	return unit_finish();
 }
