@@ -16,22 +16,6 @@
 
 #include "core/util.h"
 
-static void
-set_err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errsize, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errsize == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsize, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- The command line -------------------------------------------------- */
 
 /* getopt letters that take a value (attached or the next argument). */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/util.h"
 
 #define CONFIG_LINE_MAX 4096		/* bytes, without the line end */
 #define CONFIG_FILE_MAX (1024 * 1024)	/* bytes; a config is a few KiB */
@@ -334,22 +335,6 @@ struct config_value {
 	char *domains[CONFIG_DOMAINS_MAX];
 	size_t n_domains;
 };
-
-static void
-set_err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errsize, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsize == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsize, fmt, ap);
-	va_end(ap);
-}
 
 static bool
 is_blank(char c)

@@ -216,3 +216,15 @@ drop_privileges(uid_t uid, gid_t gid)
 	if (setuid(0) == 0 || seteuid(0) == 0)
 		fatalx("privileges could still be regained after dropping");
 }
+
+void
+set_err(char *err, size_t errsize, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errsize == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errsize, fmt, ap);
+	va_end(ap);
+}

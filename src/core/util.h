@@ -39,6 +39,11 @@ void drop_privileges(uid_t uid, gid_t gid);
 int path_join(char *out, size_t outsize, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Writes an error message into err (errsize bytes, NUL-terminated, cut
+ * to fit); err NULL or errsize 0 is allowed and writes nothing. */
+void set_err(char *err, size_t errsize, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The directory part of path: "." when it has no '/', "/" for "/x".
  * Returns 0, or -1 (ENAMETOOLONG) if it did not fit in out. */
 int path_dirname(const char *path, char *out, size_t outsize);

@@ -23,24 +23,9 @@
 #include <openssl/crypto.h>
 
 #include "core/config.h"
+#include "core/util.h"
 
 #define ROUTES_SHOWN_MAX 64	/* bytes of a bad word in a message */
-
-static void
-set_err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errsize, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errsize == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errsize, fmt, ap);
-	va_end(ap);
-}
 
 static bool
 is_blank(char c)
