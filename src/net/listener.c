@@ -12,6 +12,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "core/log.h"
+
 int
 listener_open(const char *address, unsigned port, char *err, size_t errsize)
 {
@@ -55,4 +60,28 @@ listener_open(const char *address, unsigned port, char *err, size_t errsize)
 		return -1;
 	}
 	return fd;
+}
+
+static void
+listener_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	/* EMFILE and friends: log and go on; the listener retries. */
+	log_warn("accept");
+}
+
+struct evconnlistener *
+listener_accept_start(struct event_base *base, int fd,
+    void (*accept_cb)(struct evconnlistener *, int, struct sockaddr *, int,
+    void *), void *arg)
+{
+	struct evconnlistener *l;
+
+	l = evconnlistener_new(base, accept_cb, arg,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (l == NULL)
+		fatalx("evconnlistener_new failed");
+	evconnlistener_set_error_cb(l, listener_accept_error);
+	return l;
 }

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "net/listener.h"
 #include "pop3/pop3_session.h"
 
 const char *
@@ -33,14 +34,6 @@ pop3_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 	(void)l;
 	pop3_session_start(pl->srv, fd, sa, (socklen_t)salen, pl->service);
-}
-
-static void
-pop3_accept_error_cb(struct evconnlistener *l, void *arg)
-{
-	(void)l;
-	(void)arg;
-	log_warn("accept");
 }
 
 void
@@ -71,11 +64,8 @@ pop3_server_listen(struct pop3_server *srv, int listen_fd,
 	pl = &srv->listeners[srv->n_listeners++];
 	pl->srv = srv;
 	pl->service = service;
-	pl->listener = evconnlistener_new(srv->base, pop3_accept_cb, pl,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
-	if (pl->listener == NULL)
-		fatalx("evconnlistener_new failed");
-	evconnlistener_set_error_cb(pl->listener, pop3_accept_error_cb);
+	pl->listener = listener_accept_start(srv->base, listen_fd,
+	    pop3_accept_cb, pl);
 }
 
 void

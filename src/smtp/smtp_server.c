@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "net/listener.h"
 #include "smtp/smtp_session.h"
 
 const char *
@@ -37,15 +38,6 @@ smtp_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 	(void)l;
 	smtp_session_start(sl->srv, fd, sa, (socklen_t)salen, sl->service);
-}
-
-static void
-smtp_accept_error_cb(struct evconnlistener *l, void *arg)
-{
-	(void)l;
-	(void)arg;
-	/* EMFILE and friends: log and go on; the listener retries. */
-	log_warn("accept");
 }
 
 void
@@ -81,11 +73,8 @@ smtp_server_listen(struct smtp_server *srv, int listen_fd,
 	sl = &srv->listeners[srv->n_listeners++];
 	sl->srv = srv;
 	sl->service = service;
-	sl->listener = evconnlistener_new(srv->base, smtp_accept_cb, sl,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, listen_fd);
-	if (sl->listener == NULL)
-		fatalx("evconnlistener_new failed");
-	evconnlistener_set_error_cb(sl->listener, smtp_accept_error_cb);
+	sl->listener = listener_accept_start(srv->base, listen_fd,
+	    smtp_accept_cb, sl);
 }
 
 void
