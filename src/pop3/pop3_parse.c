@@ -325,11 +325,50 @@ stuff_line_end(struct pop3_stuff *st)
 	st->header_line_empty = 1;
 }
 
+/*
+ * RETR: no line counting, so whole lines are copied at once (the
+ * byte-by-byte loop below was a third of a RETR's CPU time).
+ */
+static size_t
+stuff_whole(struct pop3_stuff *st, const char *in, size_t len, char *out)
+{
+	size_t i = 0, o = 0, n;
+	const char *nl;
+
+	while (i < len) {
+		if (st->at_line_start && in[i] == '.')
+			out[o++] = '.';
+		nl = memchr(in + i, '\n', len - i);
+		n = (nl != NULL ? (size_t)(nl - in) : len) - i;
+		if (n > 0) {
+			memcpy(out + o, in + i, n);
+			o += n;
+			st->last_cr = in[i + n - 1] == '\r';
+			st->at_line_start = 0;
+		}
+		if (nl == NULL)
+			break;
+		if (!st->last_cr)
+			out[o++] = '\r';
+		out[o++] = '\n';
+		st->last_cr = 0;
+		st->at_line_start = 1;
+		i += n + 1;
+	}
+	return o;
+}
+
 size_t
 pop3_stuff(struct pop3_stuff *st, const char *in, size_t len, char *out)
 {
 	size_t i, o = 0;
 
+	if (st->body_lines_left < 0) {
+		o = stuff_whole(st, in, len, out);
+		if (o > 0)
+			st->any = 1;
+		return o;
+	}
 	for (i = 0; i < len && !st->done; i++) {
 		char c = in[i];
 

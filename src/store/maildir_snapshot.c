@@ -42,6 +42,9 @@ struct snapshot_priv {
 	char *free;		/* the unused end of the newest block */
 	size_t left;
 	size_t cap;		/* entries allocated */
+	/* new/ and cur/ (-1: absent at the snapshot), so that opening and
+	 * renaming a message does not walk the whole path each time. */
+	int dir_fds[2];
 };
 
 /* The sort and search key of an entry: delivery second, base name. */
@@ -362,6 +365,15 @@ maildir_snapshot_take(const char *path, size_t max_messages,
 	p = xcalloc(1, sizeof(*p));
 	snap->priv = p;
 	snap->path = xstrdup(path);
+	for (i = 0; i < 2; i++) {
+		char dir[PATH_MAX];
+
+		p->dir_fds[i] = -1;
+		if (path_join(dir, sizeof(dir), "%s/%s", path,
+		    i ? "cur" : "new") == 0)
+			p->dir_fds[i] = open(dir, O_RDONLY | O_DIRECTORY |
+			    O_CLOEXEC);
+	}
 	max_list = max_messages > SIZE_MAX - LIST_SLACK ? SIZE_MAX :
 	    max_messages + LIST_SLACK;
 	/* new/ first: a message moving to cur/ meanwhile is then seen
@@ -427,6 +439,10 @@ maildir_snapshot_free(struct maildir_snapshot **snapp)
 	if (snap == NULL)
 		return;
 	p = snap->priv;
+	if (p->dir_fds[0] >= 0)
+		close(p->dir_fds[0]);
+	if (p->dir_fds[1] >= 0)
+		close(p->dir_fds[1]);
 	for (b = p->blocks; b != NULL; b = next) {
 		next = b->next;
 		free(b);
@@ -553,8 +569,11 @@ entry_path(const struct maildir_snapshot *snap, const struct maildir_entry *e,
 static int
 entry_open(const struct maildir_snapshot *snap, const struct maildir_entry *e)
 {
+	const struct snapshot_priv *p = snap->priv;
 	char path[PATH_MAX];
 
+	if (p->dir_fds[e->in_cur] >= 0)
+		return open_message(p->dir_fds[e->in_cur], e->name);
 	if (entry_path(snap, e, path, sizeof(path)) < 0)
 		return -1;
 	return open_message(AT_FDCWD, path);
@@ -602,10 +621,19 @@ seen_name(const struct maildir_entry *e, char *out, size_t outsize)
 static int
 entry_mark_seen(struct maildir_snapshot *snap, struct maildir_entry *e)
 {
+	const struct snapshot_priv *p = snap->priv;
 	char from[PATH_MAX], to[PATH_MAX], name[NAME_MAX + 1];
 
-	if (seen_name(e, name, sizeof(name)) < 0 ||
-	    entry_path(snap, e, from, sizeof(from)) < 0 ||
+	if (seen_name(e, name, sizeof(name)) < 0)
+		return -1;
+	if (p->dir_fds[e->in_cur] >= 0 && p->dir_fds[1] >= 0) {
+		if (renameat(p->dir_fds[e->in_cur], e->name, p->dir_fds[1],
+		    name) < 0)
+			return -1;
+		entry_rename(snap, e, name, true);
+		return 0;
+	}
+	if (entry_path(snap, e, from, sizeof(from)) < 0 ||
 	    path_join(to, sizeof(to), "%s/cur/%s", snap->path, name) < 0)
 		return -1;
 	if (rename(from, to) < 0)
