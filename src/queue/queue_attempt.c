@@ -783,6 +783,7 @@ queue_attempt_start(struct queue_server *qs, struct queue_msg *m)
 	a->msg_fd = -1;
 	a->now = queue_now();
 	m->attempt = a;
+	qs->attempts++;		/* queue_attempt_finished counts it out */
 	if (queue_envelope_load(qs->queue_dir, m->id, &a->env, err,
 	    sizeof(err)) < 0 ||
 	    (a->msg_fd = queue_msg_open(qs, m->id, &a->msg_size,

@@ -73,6 +73,12 @@ struct queue_server {
 	struct queue_msg_list msgs;
 	size_t n_msgs;
 	unsigned connections;		/* outbound sessions open */
+	/* Attempts in flight, each holding its message file and envelope:
+	 * at most QUEUE_ATTEMPTS_MAX, the other due messages wait their
+	 * turn (a flush of thousands must not run out of descriptors). */
+	unsigned attempts;
+	bool attempts_capped;		/* some due message is waiting */
+	struct event *kick;		/* starts due messages at once */
 	struct queue_wait_list waiting;
 	bool stopping;
 	struct queue_pickup *pickup;	/* queue_pickup.c's state */

@@ -30,6 +30,7 @@
 
 #define QUEUE_EXIT_CONFIG 78
 #define QUEUE_TICK_SECONDS 1
+#define QUEUE_ATTEMPTS_MAX 256
 #define QUEUE_SCAN_SECONDS 300		/* a full scan, in case of misses */
 
 /* Connections per domain: a small table, since few domains are busy. */
@@ -178,8 +179,12 @@ queue_attempt_finished(struct queue_server *qs, struct queue_msg *m,
 {
 	m->attempt = NULL;
 	m->next_attempt = next_attempt;
+	qs->attempts--;
 	if (gone)
 		queue_msg_free(qs, m);
+	/* A place is free: the next due message need not wait a tick. */
+	if (qs->attempts_capped && qs->kick != NULL)
+		event_active(qs->kick, EV_TIMEOUT, 0);
 }
 
 /* "ID.env" -> ID, when the name is one of ours. */
@@ -302,12 +307,30 @@ queue_reload_routes(struct queue_server *qs, const char *why)
 	    qs->cfg->routes_file);
 }
 
+/* Starts the attempts of due messages, as many as may be in flight. */
+static void
+queue_start_due(struct queue_server *qs, uint64_t now)
+{
+	struct queue_msg *m, *next;
+
+	qs->attempts_capped = false;
+	for (m = TAILQ_FIRST(&qs->msgs); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		if (m->attempt != NULL || m->next_attempt > now)
+			continue;
+		if (qs->attempts >= QUEUE_ATTEMPTS_MAX) {
+			qs->attempts_capped = true;
+			return;
+		}
+		queue_attempt_start(qs, m);
+	}
+}
+
 static void
 queue_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct queue_server *qs = arg;
 	static uint64_t last_scan;
-	struct queue_msg *m, *next;
 	uint64_t now = queue_now();
 
 	(void)fd;
@@ -322,11 +345,18 @@ queue_tick_cb(evutil_socket_t fd, short what, void *arg)
 		last_scan = now;
 		queue_scan(qs);
 	}
-	for (m = TAILQ_FIRST(&qs->msgs); m != NULL; m = next) {
-		next = TAILQ_NEXT(m, entry);
-		if (m->attempt == NULL && m->next_attempt <= now)
-			queue_attempt_start(qs, m);
-	}
+	queue_start_due(qs, now);
+}
+
+static void
+queue_kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue_server *qs = arg;
+
+	(void)fd;
+	(void)what;
+	if (!qs->stopping && qs->accounts != NULL)
+		queue_start_due(qs, queue_now());
 }
 
 /* ---- The process ------------------------------------------------------- */
@@ -517,6 +547,9 @@ queue_server_main(const char *config_path, int auth_fd,
 	inotify_ev = event_new(qs.base, ifd, EV_READ | EV_PERSIST,
 	    queue_inotify_cb, &qs);
 	tick = event_new(qs.base, -1, EV_PERSIST, queue_tick_cb, &qs);
+	qs.kick = event_new(qs.base, -1, 0, queue_kick_cb, &qs);
+	if (qs.kick == NULL)
+		fatalx("event_new failed");
 	if (inotify_ev == NULL || tick == NULL ||
 	    event_add(inotify_ev, NULL) < 0 || event_add(tick, &tv) < 0)
 		fatalx("queue: event_add failed");
@@ -542,6 +575,8 @@ queue_server_main(const char *config_path, int auth_fd,
 	for (i = 0; i < 4; i++)
 		event_free(sig_ev[i]);
 	event_free(tick);
+	event_free(qs.kick);
+	qs.kick = NULL;
 	event_free(inotify_ev);
 	close(ifd);
 	auth_client_free(&auth);
