@@ -134,6 +134,7 @@ control_flush(struct queue_control *qc, const char *id, char *reply,
 			return;
 		}
 		m->next_attempt = 0;
+		queue_kick(qs);
 		log_info("queue: id=%s flush", id);
 		snprintf(reply, replysize, "ok flush %s: due now", id);
 		return;
@@ -141,6 +142,7 @@ control_flush(struct queue_control *qc, const char *id, char *reply,
 	TAILQ_FOREACH(m, &qs->msgs, entry)
 		m->next_attempt = 0;
 	control_scan(qs);
+	queue_kick(qs);
 	TAILQ_FOREACH(m, &qs->msgs, entry) {
 		if (m->attempt != NULL)
 			running++;

@@ -91,6 +91,9 @@ uint64_t queue_now(void);
 void queue_slot_acquire(struct queue_server *qs, const char *domain,
     struct queue_wait *w, void (*start)(void *arg), void *arg);
 void queue_slot_release(struct queue_server *qs, const char *domain);
+/* Starts the due messages now rather than at the next tick (a new
+ * message, a flush, a free place among the attempts). */
+void queue_kick(struct queue_server *qs);
 /* Drops a waiting job (its attempt is being freed). */
 void queue_slot_cancel(struct queue_server *qs, struct queue_wait *w);
 /* The scheduler learns a message (new file, bounce, scan). */

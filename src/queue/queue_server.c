@@ -157,6 +157,16 @@ queue_msg_add(struct queue_server *qs, const char *id, uint64_t next_attempt)
 	m->next_attempt = next_attempt;
 	TAILQ_INSERT_TAIL(&qs->msgs, m, entry);
 	qs->n_msgs++;
+	if (next_attempt <= queue_now())
+		queue_kick(qs);
+}
+
+void
+queue_kick(struct queue_server *qs)
+{
+	/* Several kicks before the loop turns make one pass. */
+	if (qs->kick != NULL)
+		event_active(qs->kick, EV_TIMEOUT, 0);
 }
 
 static void
@@ -183,8 +193,8 @@ queue_attempt_finished(struct queue_server *qs, struct queue_msg *m,
 	if (gone)
 		queue_msg_free(qs, m);
 	/* A place is free: the next due message need not wait a tick. */
-	if (qs->attempts_capped && qs->kick != NULL)
-		event_active(qs->kick, EV_TIMEOUT, 0);
+	if (qs->attempts_capped)
+		queue_kick(qs);
 }
 
 /* "ID.env" -> ID, when the name is one of ours. */
