@@ -62,22 +62,7 @@ def pytest_runtest_makereport(item, call):
 
 def _finish(servers):
     """Stops servers; returns problems found (death, sanitizer output)."""
-    problems = []
-    for srv in servers:
-        if srv.proc is not None and not srv.intentionally_dead and \
-                srv.proc.poll() is not None:
-            problems.append("tegami serve (%s) died during the test with "
-                            "status %s" % (srv.dir, srv.proc.returncode))
-        srv.stop()
-        reports = srv.sanitizer_reports()
-        if reports:
-            problems.append("sanitizer reports in %s:\n%s" % (
-                srv.log_path, "\n".join(reports[:20])))
-        if problems:
-            srv.failed = True
-            problems.append(srv.log_tail(60))
-        srv.cleanup()
-    return problems
+    return th.finish_servers(servers)
 
 
 @pytest.fixture

@@ -680,30 +680,30 @@ def plain_response(user, password, authzid=""):
     return b64("%s\0%s\0%s" % (authzid, user, password))
 
 
-class SMTPConn:
-    """A client that sends exact bytes and parses replies strictly: every
-    line ends in CRLF, starts with 3 digits and ' ' or '-', one code.
-    With tls_context the connection is TLS from the first byte (port 465),
-    verified for server_hostname."""
+def finish_servers(servers, tail=60):
+    """Stops servers; returns the problems found: a server that died
+    during the test, sanitizer reports (with the log's tail)."""
+    problems = []
+    for srv in servers:
+        if srv.proc is not None and not srv.intentionally_dead and \
+                srv.proc.poll() is not None:
+            problems.append("tegami serve (%s) died during the test with "
+                            "status %s" % (srv.dir, srv.proc.returncode))
+        srv.stop()
+        reports = srv.sanitizer_reports()
+        if reports:
+            problems.append("sanitizer reports in %s:\n%s" % (
+                srv.log_path, "\n".join(reports[:20])))
+        if problems:
+            srv.failed = True
+            problems.append(srv.log_tail(tail))
+        srv.cleanup()
+    return problems
 
-    def __init__(self, port, host=LISTEN, source=None, timeout=HANG,
-                 banner=True, tls_context=None, server_hostname=HOSTNAME):
-        self.timeout = timeout
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        if source:
-            self.sock.bind((source, 0))
-        self.sock.connect((host, port))
-        if tls_context is not None:
-            try:
-                self.sock = tls_context.wrap_socket(
-                    self.sock, server_hostname=server_hostname)
-            except BaseException:
-                self.sock.close()
-                raise
-        self.buf = b""
-        self.eof = False
-        self.banner = self.reply() if banner else None
+
+class LineConn:
+    """The socket side of the strict test clients: exact bytes out, lines
+    in, every line ending in CRLF, every wait bounded by timeout."""
 
     def close(self):
         try:
@@ -744,8 +744,46 @@ class SMTPConn:
             self._fill(deadline)
         i = self.buf.index(b"\n")
         raw, self.buf = self.buf[:i + 1], self.buf[i + 1:]
-        assert raw.endswith(b"\r\n"), "reply line without CRLF: %r" % raw
+        assert raw.endswith(b"\r\n"), "line without CRLF: %r" % raw
         return raw[:-2]
+
+    def read_until_closed(self, timeout=HANG):
+        """Everything the server sends until it closes (bounded); raises if
+        it does not close in time."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            try:
+                self._fill(deadline)
+            except Closed:
+                break
+        data, self.buf = self.buf, b""
+        return data
+
+
+class SMTPConn(LineConn):
+    """A client that sends exact bytes and parses replies strictly: every
+    line ends in CRLF, starts with 3 digits and ' ' or '-', one code.
+    With tls_context the connection is TLS from the first byte (port 465),
+    verified for server_hostname."""
+
+    def __init__(self, port, host=LISTEN, source=None, timeout=HANG,
+                 banner=True, tls_context=None, server_hostname=HOSTNAME):
+        self.timeout = timeout
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect((host, port))
+        if tls_context is not None:
+            try:
+                self.sock = tls_context.wrap_socket(
+                    self.sock, server_hostname=server_hostname)
+            except BaseException:
+                self.sock.close()
+                raise
+        self.buf = b""
+        self.eof = False
+        self.banner = self.reply() if banner else None
 
     def reply(self, timeout=None):
         lines, raws = [], b""
@@ -782,18 +820,6 @@ class SMTPConn:
 
     def replies(self, n, timeout=None):
         return [self.reply(timeout) for _ in range(n)]
-
-    def read_until_closed(self, timeout=HANG):
-        """Everything the server sends until it closes (bounded); raises if
-        it does not close in time."""
-        deadline = time.monotonic() + timeout
-        while not self.eof:
-            try:
-                self._fill(deadline)
-            except Closed:
-                break
-        data, self.buf = self.buf, b""
-        return data
 
     def all_replies_until_closed(self, timeout=HANG):
         out = []

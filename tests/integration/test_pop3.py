@@ -65,21 +65,7 @@ def token():
 
 def finish_server(srv):
     """Stops srv; returns the problems found (death, sanitizer output)."""
-    problems = []
-    if srv.proc is not None and not srv.intentionally_dead and \
-            srv.proc.poll() is not None:
-        problems.append("tegami serve died with status %s" %
-                        srv.proc.returncode)
-    srv.stop()
-    reports = srv.sanitizer_reports()
-    if reports:
-        problems.append("sanitizer reports in %s:\n%s" % (
-            srv.log_path, "\n".join(reports[:20])))
-    if problems:
-        srv.failed = True
-        problems.append(srv.log_tail(80))
-    srv.cleanup()
-    return problems
+    return th.finish_servers([srv], tail=80)
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +109,10 @@ def pop3s_port(srv):
 # A raw POP3 client: exact bytes, strict CRLF
 # ----------------------------------------------------------------------
 
-class Closed(Exception):
-    pass
+Closed = th.Closed
 
 
-class POP3Conn:
+class POP3Conn(th.LineConn):
     """Port 110 (plaintext until stls()) or, with implicit=True, 995 with
     a TLS handshake verified against the server's root for HOSTNAME.
     Every line read must end in CRLF."""
@@ -157,53 +142,9 @@ class POP3Conn:
         self.sock = sock
         self.greeting = self.resp() if greeting else None
 
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
     @property
     def tls(self):
         return isinstance(self.sock, ssl.SSLSocket)
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def _fill(self, deadline):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise socket.timeout("timed out waiting for the server; "
-                                 "pending %r" % self.buf[:200])
-        self.sock.settimeout(remaining)
-        try:
-            b = self.sock.recv(256 * 1024)
-        except ConnectionResetError:
-            b = b""
-        if not b:
-            self.eof = True
-            raise Closed("connection closed by the server; pending %r" %
-                         self.buf[:200])
-        self.buf += b
-
-    def line(self, timeout=None):
-        """One line without its CRLF (bytes)."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while b"\n" not in self.buf:
-            self._fill(deadline)
-        i = self.buf.index(b"\n")
-        raw, self.buf = self.buf[:i + 1], self.buf[i + 1:]
-        assert raw.endswith(b"\r\n"), "line without CRLF: %r" % raw
-        return raw[:-2]
 
     def resp(self, timeout=None):
         """A status line: "+OK...", "-ERR..." or a SASL "+ ..." challenge

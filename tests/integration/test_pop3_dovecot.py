@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -81,7 +82,7 @@ def dovecot(request, server):
 # A POP3 client that keeps the exact bytes
 # ----------------------------------------------------------------------
 
-class Pop3:
+class Pop3(th.LineConn):
     """POP3 over TLS to port 995 (RFC 8314), verified against the exported
     root for the server's name; multi-line responses returned as sent
     (still dot-stuffed) so that tests see every byte."""
@@ -96,28 +97,13 @@ class Pop3:
             s.close()
             raise
         self.buf = b""
+        self.eof = False
+        self.timeout = th.HANG
         assert self.line().startswith(b"+OK"), "greeting"
         r = self.cmd("USER " + user)
         assert r.startswith(b"+OK"), r
         r = self.cmd("PASS " + (password or PW[user]))
         assert r.startswith(b"+OK"), r
-
-    def close(self):
-        self.sock.close()
-
-    def _fill(self):
-        b = self.sock.recv(65536)
-        if not b:
-            raise th.Closed("connection closed; pending %r" %
-                            self.buf[:200])
-        self.buf += b
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        i = self.buf.index(b"\r\n")
-        out, self.buf = self.buf[:i], self.buf[i + 2:]
-        return out
 
     def cmd(self, line):
         self.sock.sendall(line.encode() + b"\r\n")
@@ -137,7 +123,7 @@ class Pop3:
             if i >= 0:
                 body, self.buf = self.buf[:i + 2], self.buf[i + 5:]
                 return first, body
-            self._fill()
+            self._fill(time.monotonic() + self.timeout)
 
     def retr(self, n, verb="RETR"):
         first, body = self.multi("%s %d" % (verb, n))
@@ -156,11 +142,7 @@ class Pop3:
         r = self.cmd("QUIT")
         assert r.startswith(b"+OK"), r
         # the server closes after +OK (RFC 1939 6)
-        while True:
-            try:
-                self._fill()
-            except th.Closed:
-                break
+        self.read_until_closed()
         self.close()
         return r
 
