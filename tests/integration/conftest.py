@@ -124,3 +124,16 @@ def _servers_stay_up():
         pytest.fail("tegami serve died during this test:\n" + "\n".join(
             "status %s\n%s" % (s.proc.returncode, s.log_tail(60))
             for s in dead), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def dns(request, tmp_path_factory):
+    """The test DNS server (tests/dns_server.py) serving the module's ZONE;
+    yields the resolver setting ("127.0.0.1@PORT") for its servers."""
+    p, resolver, _ = th.start_dns_server(request.module.ZONE,
+                                         tmp_path_factory.mktemp("dns"))
+    try:
+        yield resolver
+    finally:
+        p.terminate()
+        p.wait(10)

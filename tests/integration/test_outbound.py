@@ -43,16 +43,6 @@ mx.pf.test A %(pf)s
        "pf": "127.0.0.11"}
 
 
-@pytest.fixture(scope="module")
-def dns(tmp_path_factory):
-    p, resolver, _ = th.start_dns_server(ZONE, tmp_path_factory.mktemp("dns"))
-    try:
-        yield resolver
-    finally:
-        p.terminate()
-        p.wait(10)
-
-
 def make_server(ip, domain, hostname, users, resolver, extra=()):
     srv = th.TegamiServer(
         users=users, aliases={}, domains=(domain,), listen=ip,

@@ -70,16 +70,6 @@ def make_server(ip, domain, users, resolver, extra=()):
 
 
 @pytest.fixture(scope="module")
-def dns(tmp_path_factory):
-    p, resolver, _ = th.start_dns_server(ZONE, tmp_path_factory.mktemp("dns"))
-    try:
-        yield resolver
-    finally:
-        p.terminate()
-        p.wait(10)
-
-
-@pytest.fixture(scope="module")
 def peers(dns):
     """B (STARTTLS, AUTH on 587) and P (no certificate at all)."""
     b = make_server(B_IP, "b.test", {BOB: BOB_PW, RELAY: RELAY_PW}, dns)

@@ -53,16 +53,6 @@ RETRY_CONFIG = ["queue_retry_min = 1s", "queue_retry_max = 4s",
                 "workers = 1"]
 
 
-@pytest.fixture(scope="module")
-def dns(tmp_path_factory):
-    p, resolver, _ = th.start_dns_server(ZONE, tmp_path_factory.mktemp("dns"))
-    try:
-        yield resolver
-    finally:
-        p.terminate()
-        p.wait(10)
-
-
 @pytest.fixture
 def make_server(server_factory, dns):
     def make(extra=()):

@@ -35,16 +35,6 @@ mx.slow.test A %(silent)s
 
 
 @pytest.fixture(scope="module")
-def dns(tmp_path_factory):
-    p, resolver, _ = th.start_dns_server(ZONE, tmp_path_factory.mktemp("dns"))
-    try:
-        yield resolver
-    finally:
-        p.terminate()
-        p.wait(10)
-
-
-@pytest.fixture(scope="module")
 def srv(dns):
     s = th.TegamiServer(
         users={ALICE: ALICE_PW}, aliases={}, domains=("a.test",),

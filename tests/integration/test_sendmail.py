@@ -42,16 +42,6 @@ mx.down.test A %(down)s
 # Fixtures and helpers
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def dns(tmp_path_factory):
-    p, resolver, _ = th.start_dns_server(ZONE, tmp_path_factory.mktemp("dns"))
-    try:
-        yield resolver
-    finally:
-        p.terminate()
-        p.wait(10)
-
-
 def _check_stopped(servers):
     problems = []
     for s in servers:
