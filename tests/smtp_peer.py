@@ -5,14 +5,16 @@ It listens on 127.0.0.1 (a free port), prints "ready PORT" on stdout, takes
 one connection and answers each command as the JSON script says, recording
 what it received: every command line with the number of the recv() that
 brought it (so that pipelining can be checked), TLS events, and the exact
-bytes of the message content (DATA up to and including the final ".").
+bytes of the message content (DATA up to and including the final ".";
+BDAT: every chunk's octets so far, one "CHUNK n" record line each).
 Python 3 standard library only.
 
 Script keys (all optional):
   banner, ehlo, ehlo_tls (after TLS; default ehlo), helo, starttls, auth,
   auth_cont (list: replies to the lines after AUTH), mail, rcpt (a reply,
   or {"address": reply, "*": default}), data, final, rset, quit, noop,
-  unknown: the reply to each command.
+  unknown: the reply to each command.  bdat: the reply to every BDAT
+  chunk but the LAST one (default 250), which gets final.
   implicit_tls: TLS from the first byte.  rcvbuf: SO_RCVBUF.
   chunk: send every reply in pieces of this many bytes (1: byte by byte),
   with "pace" seconds between pieces (default 0.0005).
@@ -53,6 +55,7 @@ class Peer:
         self.sni = None
         self.silent = False
         self.auth_cont = []
+        self.bdat = b""
 
     def log(self, text):
         self.rec.write(text + "\n")
@@ -167,6 +170,16 @@ class Peer:
             f.write(data)
         self.log("DATA %d" % len(data))
 
+    def read_chunk(self, n):
+        """RFC 3030 2: exactly n octets follow the BDAT line."""
+        while len(self.buf) < n:
+            self.recv_more()
+        self.bdat += self.buf[:n]
+        self.buf = self.buf[n:]
+        with open(self.data_path, "wb") as f:
+            f.write(self.bdat)
+        self.log("CHUNK %d" % n)
+
     def command(self, raw):
         if raw.endswith(b"\r\n"):
             text = raw[:-2].decode("latin-1")
@@ -210,6 +223,17 @@ class Peer:
             if first.startswith("354"):
                 self.read_data()
                 self.reply(s.get("final", "250 2.0.0 queued"))
+        elif verb == "BDAT":
+            args = text.split(" ")
+            if len(args) not in (2, 3) or not args[1].isdigit() or \
+                    (len(args) == 3 and args[2].upper() != "LAST"):
+                self.reply(s.get("unknown", "501 5.5.4 bad BDAT"))
+                return
+            self.read_chunk(int(args[1]))
+            if len(args) == 3:
+                self.reply(s.get("final", "250 2.0.0 queued"))
+            else:
+                self.reply(s.get("bdat", "250 2.0.0 %s octets" % args[1]))
         elif verb == "RSET":
             self.reply(s.get("rset", "250 2.0.0 ok"))
         elif verb == "NOOP":

@@ -2,7 +2,8 @@
  * The outbound SMTP client for one connection (RFC 5321 3.3, 4.1, 4.5.3.2):
  * EHLO/HELO, STARTTLS (RFC 3207) and DANE (RFC 7672), AUTH PLAIN/LOGIN
  * (RFC 4954), pipelined MAIL/RCPT/DATA (RFC 2920), dot-stuffed content
- * (4.5.2) streamed from disk, per-recipient outcomes.
+ * (4.5.2) streamed from disk or BDAT chunks (RFC 3030) when offered,
+ * per-recipient outcomes.
  */
 #include "smtp/smtp_client.h"
 
@@ -37,6 +38,10 @@
  * never all in memory. */
 #define SMTP_CLIENT_OUT_HIGH	(2 * SMTP_CLIENT_BLOCK_SIZE)
 #define SMTP_CLIENT_OUT_LOW	32768
+/* BDAT: raw bytes per chunk, so that CR LF repair (at most 2 bytes per
+ * byte, plus a CR held over and the end's CR LF) keeps a chunk within
+ * SMTP_CLIENT_BLOCK_SIZE. */
+#define SMTP_CLIENT_BDAT_RAW	((SMTP_CLIENT_BLOCK_SIZE - 3) / 2)
 #define SMTP_CLIENT_INPUT_MAX	65536	/* replies buffered, unread */
 #define SMTP_CLIENT_ADDR_MAX	900	/* an address in MAIL or RCPT */
 #define SMTP_CLIENT_AUTH_MAX	1024	/* user plus password */
@@ -51,7 +56,8 @@ enum client_state {
 	CS_AUTH,
 	CS_TXN,			/* replies to MAIL, RCPT..., DATA */
 	CS_CONTENT,		/* streaming the message */
-	CS_FINAL,		/* the reply after the final dot */
+	CS_BDAT,		/* a BDAT chunk sent, its reply awaited */
+	CS_FINAL,		/* the reply after the final dot or LAST */
 	CS_DOT_ONLY,		/* 354 with no recipient: "." sent alone */
 	CS_QUIT,
 	CS_DONE,		/* closed; the callback is scheduled */
@@ -59,7 +65,7 @@ enum client_state {
 
 static const char *const client_state_names[] = {
 	"connect", "handshake", "banner", "ehlo", "helo", "starttls", "auth",
-	"txn", "content", "final", "dot-only", "quit", "done",
+	"txn", "content", "bdat", "final", "dot-only", "quit", "done",
 };
 
 /* What this session knows of each recipient. */
@@ -94,11 +100,13 @@ struct smtp_client {
 	unsigned auth_step;
 
 	/* The transaction: command 0 is MAIL, 1..n_valid the RCPTs of
-	 * valid[], n_valid + 1 DATA. */
+	 * valid[], n_valid + 1 DATA (none with CHUNKING: BDAT follows the
+	 * replies to RCPT). */
 	size_t *valid;
 	size_t n_valid;
 	size_t txn_replies;
 	bool pipelining;
+	bool chunking;			/* content by BDAT (RFC 3030) */
 	bool mail_failed;
 	size_t n_accepted;
 	unsigned char *rstate;		/* enum rcpt_state per recipient */
@@ -107,6 +115,7 @@ struct smtp_client {
 	struct smtp_client_dotstuff stuff;
 	uint64_t data_off;
 	char *block;
+	char *chunk;			/* BDAT: one repaired chunk */
 	struct evbuffer_cb_entry *drain_cb;	/* data_block on progress */
 
 	char peer[INET6_ADDRSTRLEN + 8];	/* "[addr]:port" for messages */
@@ -130,9 +139,10 @@ smtp_client_dotstuff_init(struct smtp_client_dotstuff *st)
 	st->cr = false;
 }
 
-size_t
-smtp_client_dotstuff(struct smtp_client_dotstuff *st, const char *in,
-    size_t len, char *out)
+/* CR LF repair, and dot-stuffing when stuff is set (not for BDAT). */
+static size_t
+client_crlf(struct smtp_client_dotstuff *st, const char *in, size_t len,
+    char *out, bool stuff)
 {
 	size_t i, o = 0;
 	char ch;
@@ -159,7 +169,7 @@ smtp_client_dotstuff(struct smtp_client_dotstuff *st, const char *in,
 			st->bol = true;
 			continue;
 		}
-		if (st->bol && ch == '.')
+		if (stuff && st->bol && ch == '.')
 			out[o++] = '.';
 		out[o++] = ch;
 		st->bol = false;
@@ -168,7 +178,21 @@ smtp_client_dotstuff(struct smtp_client_dotstuff *st, const char *in,
 }
 
 size_t
-smtp_client_dotstuff_end(struct smtp_client_dotstuff *st, char *out)
+smtp_client_dotstuff(struct smtp_client_dotstuff *st, const char *in,
+    size_t len, char *out)
+{
+	return client_crlf(st, in, len, out, true);
+}
+
+size_t
+smtp_client_crlf(struct smtp_client_dotstuff *st, const char *in,
+    size_t len, char *out)
+{
+	return client_crlf(st, in, len, out, false);
+}
+
+size_t
+smtp_client_crlf_end(struct smtp_client_dotstuff *st, char *out)
 {
 	size_t o = 0;
 
@@ -178,6 +202,14 @@ smtp_client_dotstuff_end(struct smtp_client_dotstuff *st, char *out)
 	}
 	st->cr = false;
 	st->bol = true;
+	return o;
+}
+
+size_t
+smtp_client_dotstuff_end(struct smtp_client_dotstuff *st, char *out)
+{
+	size_t o = smtp_client_crlf_end(st, out);
+
 	memcpy(out + o, ".\r\n", 3);
 	return o + 3;
 }
@@ -365,6 +397,7 @@ client_free(struct smtp_client *c)
 	free(c->valid);
 	free(c->rstate);
 	free(c->block);
+	free(c->chunk);
 	free(c->result.rcpts);
 	free(c);
 }
@@ -997,11 +1030,14 @@ client_start_transaction(struct smtp_client *c)
 		return;
 	}
 	c->pipelining = c->esmtp && c->ehlo.pipelining;
+	c->chunking = c->esmtp && c->ehlo.chunking;
 	c->txn_replies = 0;
 	client_set_state(c, CS_TXN);
-	/* RFC 2920 3.1: MAIL, every RCPT and DATA in one write. */
+	/* RFC 2920 3.1: MAIL, every RCPT and DATA in one write. With
+	 * CHUNKING the first BDAT waits for the RCPT replies, so that a
+	 * chunk is never sent with no recipient to take it. */
 	if (c->pipelining) {
-		for (k = 0; k <= c->n_valid + 1; k++)
+		for (k = 0; k <= c->n_valid + (c->chunking ? 0 : 1); k++)
 			client_send_txn_command(c, k);
 	} else
 		client_send_txn_command(c, 0);
@@ -1019,6 +1055,129 @@ client_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	if (info->n_deleted > 0 && c->state == CS_CONTENT)
 		client_wait(c, "the peer to take the content",
 		    c->p.timeouts.data_block);
+	else if (info->n_deleted > 0 && c->state == CS_BDAT)
+		client_wait(c, "the reply to BDAT", c->p.timeouts.data_block);
+}
+
+/*
+ * Reads the next piece of the message, at most max bytes, into c->block.
+ * Returns its length, or -1 after failing the session (a read error or a
+ * file shorter than its size: 4.3.0, temporary).
+ */
+static ssize_t
+client_read_block(struct smtp_client *c, size_t max)
+{
+	size_t want = c->p.msg_size - c->data_off < max ?
+	    (size_t)(c->p.msg_size - c->data_off) : max;
+	ssize_t got;
+
+	do
+		got = pread(c->p.msg_fd, c->block, want,
+		    (off_t)(c->p.msg_offset + c->data_off));
+	while (got < 0 && errno == EINTR);
+	if (got <= 0) {
+		client_fail(c, false, 0, "4.3.0", "cannot read the message at "
+		    "offset %" PRIu64 ": %s", c->data_off,
+		    got < 0 ? strerror(errno) : "file too short");
+		return -1;
+	}
+	return got;
+}
+
+/*
+ * The next BDAT chunk (RFC 3030 2): at most SMTP_CLIENT_BLOCK_SIZE bytes
+ * with line ends repaired as for DATA but not dot-stuffed, and no final
+ * dot; the last one (or "BDAT 0 LAST" for an empty message) says LAST.
+ * Chunks go one at a time, each after the reply to the one before.
+ */
+static void
+client_send_chunk(struct smtp_client *c)
+{
+	size_t n = 0;
+	ssize_t got;
+	bool last;
+
+	if (c->data_off < c->p.msg_size) {
+		/* On a failure LAST is never sent: the peer drops it. */
+		if ((got = client_read_block(c, SMTP_CLIENT_BDAT_RAW)) < 0)
+			return;
+		n = smtp_client_crlf(&c->stuff, c->block, (size_t)got,
+		    c->chunk);
+		c->data_off += (uint64_t)got;
+	}
+	last = c->data_off >= c->p.msg_size;
+	if (last)
+		n += smtp_client_crlf_end(&c->stuff, c->chunk + n);
+	client_printf(c, "BDAT %zu%s\r\n", n, last ? " LAST" : "");
+	if (n > 0 && evbuffer_add(bufferevent_get_output(c->bev), c->chunk,
+	    n) < 0)
+		fatalx("evbuffer_add failed");
+	if (last) {
+		client_stop_drain_cb(c);
+		client_set_state(c, CS_FINAL);
+		client_wait(c, "the reply to BDAT LAST",
+		    c->p.timeouts.data_final);
+	} else {
+		client_set_state(c, CS_BDAT);
+		client_wait(c, "the reply to BDAT", c->p.timeouts.data_block);
+	}
+}
+
+/* Anything buffered after the reply just read answers nothing we sent;
+ * read later, it would pass for the reply to the next chunk. */
+static bool
+client_input_clean(struct smtp_client *c)
+{
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		return true;
+	client_fail(c, true, 0, "4.5.0", "protocol error from %s: a reply "
+	    "nobody asked for before BDAT", c->peer);
+	return false;
+}
+
+static void
+client_start_bdat(struct smtp_client *c)
+{
+	if (!client_input_clean(c))
+		return;
+	if (c->block == NULL)
+		c->block = xmalloc(SMTP_CLIENT_BLOCK_SIZE);
+	if (c->chunk == NULL)
+		c->chunk = xmalloc(SMTP_CLIENT_BLOCK_SIZE);
+	log_debug("smtp_client: peer=%s content by BDAT", c->peer);
+	smtp_client_dotstuff_init(&c->stuff);
+	c->data_off = 0;
+	c->drain_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
+	    client_drained, c);
+	if (c->drain_cb == NULL)
+		fatalx("evbuffer_add_cb failed");
+	client_send_chunk(c);
+}
+
+/* The reply to a BDAT chunk other than the last. */
+static void
+client_bdat_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	int class = r->code / 100;
+	char sum[400];
+
+	if (class == 2) {
+		if (client_input_clean(c))
+			client_send_chunk(c);
+		return;
+	}
+	smtp_reply_summary(r, sum, sizeof(sum));
+	if (class != 4 && class != 5) {
+		client_fail(c, true, r->code, "4.5.0",
+		    "unexpected reply to BDAT: %s", sum);
+		return;
+	}
+	/* RFC 3030 2: a refused chunk ends the transaction; what the
+	 * reply says holds for every recipient, as after DATA. */
+	client_stop_drain_cb(c);
+	client_decide_by_reply(c, r, RS_ACCEPTED);
+	client_set_error(c, "BDAT refused by %s: %s", c->peer, sum);
+	client_quit(c);
 }
 
 static void
@@ -1122,6 +1281,14 @@ client_txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 		client_quit(c);
 		return;
 	}
+	if (c->chunking && c->txn_replies == c->n_valid + 1) {
+		/* Every RCPT answered: the content goes by BDAT. */
+		if (c->mail_failed || c->n_accepted == 0)
+			client_quit(c);
+		else
+			client_start_bdat(c);
+		return;
+	}
 	if (c->pipelining) {
 		client_txn_wait(c);
 		return;
@@ -1147,7 +1314,7 @@ client_fill_content(struct smtp_client *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evbuffer_iovec v;
-	size_t want, n;
+	size_t n;
 	ssize_t got;
 
 	while (c->state == CS_CONTENT &&
@@ -1164,20 +1331,10 @@ client_fill_content(struct smtp_client *c)
 			    c->p.timeouts.data_final);
 			return;
 		}
-		want = c->p.msg_size - c->data_off < SMTP_CLIENT_BLOCK_SIZE ?
-		    (size_t)(c->p.msg_size - c->data_off) :
-		    SMTP_CLIENT_BLOCK_SIZE;
-		do
-			got = pread(c->p.msg_fd, c->block, want,
-			    (off_t)(c->p.msg_offset + c->data_off));
-		while (got < 0 && errno == EINTR);
-		if (got <= 0) {
-			/* The final dot is never sent: the peer drops it. */
-			client_fail(c, false, 0, "4.3.0", "cannot read the "
-			    "message at offset %" PRIu64 ": %s", c->data_off,
-			    got < 0 ? strerror(errno) : "file too short");
+		/* On a failure the final dot is never sent: the peer
+		 * drops the message. */
+		if ((got = client_read_block(c, SMTP_CLIENT_BLOCK_SIZE)) < 0)
 			return;
-		}
 		if (evbuffer_reserve_space(out, 2 * (size_t)got + 2, &v, 1) < 1)
 			fatalx("evbuffer_reserve_space failed");
 		v.iov_len = smtp_client_dotstuff(&c->stuff, c->block,
@@ -1208,7 +1365,8 @@ client_final_reply(struct smtp_client *c, const struct smtp_reply *r)
 	if (r->code / 100 == 3) {
 		smtp_reply_summary(r, sum, sizeof(sum));
 		client_fail(c, true, r->code, "4.5.0",
-		    "unexpected reply to the final dot: %s", sum);
+		    "unexpected reply to %s: %s", c->chunking ?
+		    "BDAT LAST" : "the final dot", sum);
 		return;
 	}
 	client_decide_by_reply(c, r, RS_ACCEPTED);
@@ -1251,6 +1409,9 @@ client_reply(struct smtp_client *c, const struct smtp_reply *r)
 		break;
 	case CS_TXN:
 		client_txn_reply(c, r);
+		break;
+	case CS_BDAT:
+		client_bdat_reply(c, r);
 		break;
 	case CS_FINAL:
 		client_final_reply(c, r);

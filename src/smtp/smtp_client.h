@@ -44,7 +44,8 @@ struct smtp_client_timeouts {
 	unsigned command;	/* 300: EHLO, MAIL, RCPT, AUTH, STARTTLS, QUIT */
 	unsigned data_init;	/* 120: the 354 */
 	unsigned data_block;	/* 180: each write of content */
-	unsigned data_final;	/* 600: the reply after the final dot */
+	unsigned data_final;	/* 600: the reply after the final dot
+				 * or BDAT LAST */
 };
 
 struct smtp_client_params {
@@ -129,9 +130,16 @@ typedef void (*smtp_client_cb)(void *arg,
  *   when cb returns, so cb must not call smtp_client_cancel.
  * - msg_size bytes are read from msg_fd at msg_offset (pread, 64 KiB at a
  *   time); a file shorter than that fails the session (TEMPFAIL, the
- *   final dot is never sent). The content is sent with CR LF line ends whatever it holds: a
- *   bare CR or LF goes out as CR LF, lines are dot-stuffed, a missing
- *   final CR LF is added (RFC 5321 2.3.8, 4.5.2; security-tests.md 43).
+ *   final dot or BDAT LAST is never sent). The content is sent with CR
+ *   LF line ends whatever it holds: a bare CR or LF goes out as CR LF,
+ *   a missing final CR LF is added (RFC 5321 2.3.8; security-tests.md
+ *   43); after DATA lines are dot-stuffed (4.5.2).
+ * - When EHLO offers CHUNKING the content goes by BDAT (RFC 3030) once
+ *   every RCPT is answered: chunks of at most 64 KiB, one at a time
+ *   (each waits for its 250, with data_block), the last with LAST
+ *   (its reply with data_final decides as the reply to the final dot
+ *   does). A 4xx/5xx to an earlier chunk decides the same way and ends
+ *   the transaction.
  * - A recipient (or sender) holding a control byte is never sent: that
  *   recipient (or every one) is PERMFAIL 5.1.3 (5.1.7) at once.
  * - SMTP_TLS_DANE calls SSL_CTX_dane_enable(tls_ctx) itself (it does
@@ -193,5 +201,12 @@ size_t smtp_client_dotstuff(struct smtp_client_dotstuff *st,
 /* The end: a CR LF if the content did not end with one, then ".\r\n".
  * Writes at most 5 bytes; returns how many. */
 size_t smtp_client_dotstuff_end(struct smtp_client_dotstuff *st, char *out);
+
+/* The same line-end repair without dot-stuffing, for BDAT (RFC 3030
+ * content is not stuffed and has no final dot); the end only adds a
+ * missing final CR LF (at most 2 bytes). */
+size_t smtp_client_crlf(struct smtp_client_dotstuff *st,
+    const char *in, size_t len, char *out);
+size_t smtp_client_crlf_end(struct smtp_client_dotstuff *st, char *out);
 
 #endif

@@ -2,9 +2,9 @@
  * Tests for the outbound SMTP client (smtp_client.c): dot-stuffing in
  * every split against a reference, then whole sessions on a libevent loop
  * against tests/smtp_peer.py, a scriptable fake server on 127.0.0.1
- * (pipelining, per-recipient outcomes, TLS policies, DANE, AUTH, hostile
- * replies from security-tests.md 42, wire hygiene from 43, timeouts,
- * cancellation). Needs /usr/bin/python3 and the openssl command.
+ * (pipelining, CHUNKING, per-recipient outcomes, TLS policies, DANE,
+ * AUTH, hostile replies from security-tests.md 42, wire hygiene from 43,
+ * timeouts, cancellation). Needs /usr/bin/python3 and the openssl command.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -911,6 +911,449 @@ test_final_refused(void)
 	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 554);
 	CHECK_STR(run.rcpts[0].status, "5.7.1");
 	CHECK_STR(run.rcpts[0].diagnostic, "554 5.7.1 spam go away");
+	free(rec);
+}
+
+/* CHUNKING (RFC 3030): BDAT instead of DATA when offered */
+
+#define EHLO_CHUNKING "'ehlo': ['250-peer.test', '250-8BITMIME', " \
+    "'250 CHUNKING']"
+#define EHLO_CHUNKING_PIPE "'ehlo': ['250-peer.test', '250-PIPELINING', " \
+    "'250 CHUNKING']"
+
+/* The reference for BDAT content: ref_stuff without stuffing or dot. */
+static size_t
+ref_crlf(const char *in, size_t len, char *out)
+{
+	size_t i = 0, o = 0, start;
+
+	while (i < len) {
+		start = i;
+		while (i < len && in[i] != '\r' && in[i] != '\n')
+			i++;
+		memcpy(out + o, in + start, i - start);
+		o += i - start;
+		out[o++] = '\r';
+		out[o++] = '\n';
+		if (i + 1 < len && in[i] == '\r' && in[i + 1] == '\n')
+			i += 2;
+		else if (i < len)
+			i++;
+	}
+	return o;
+}
+
+static size_t
+crlf_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
+    char *out)
+{
+	struct smtp_client_dotstuff st;
+	size_t o = 0, from = 0, k, n, piece;
+
+	smtp_client_dotstuff_init(&st);
+	for (k = 0; k <= ncuts; k++) {
+		piece = (k < ncuts ? cuts[k] : len) - from;
+		n = smtp_client_crlf(&st, in + from, piece, out + o);
+		/* The bound SMTP_CLIENT_BDAT_RAW relies on. */
+		CHECK(n <= 2 * piece + 1);
+		o += n;
+		from += piece;
+	}
+	n = smtp_client_crlf_end(&st, out + o);
+	CHECK(n <= 2);
+	return o + n;
+}
+
+static void
+check_crlf(const char *in, size_t len, const char *want, size_t wlen)
+{
+	char out[512], ref[512];
+	size_t cuts[2], n, i, j;
+
+	n = crlf_split(in, len, NULL, 0, out);
+	if (want != NULL && (n != wlen || memcmp(out, want, n) != 0))
+		CHECK(!"crlf golden");
+	CHECK(ref_crlf(in, len, ref) == n && memcmp(ref, out, n) == 0);
+	for (i = 1; i < len; i++) {
+		cuts[0] = i;
+		CHECK(crlf_split(in, len, cuts, 1, out) == n &&
+		    memcmp(ref, out, n) == 0);
+		for (j = i + 1; j < len; j++) {
+			cuts[1] = j;
+			CHECK(crlf_split(in, len, cuts, 2, out) == n &&
+			    memcmp(ref, out, n) == 0);
+		}
+	}
+}
+
+#define CRLF(in, want) check_crlf(in, sizeof(in) - 1, want, \
+    sizeof(want) - 1)
+
+static void
+test_crlf(void)
+{
+	static const char alphabet[] = ".\r\na";
+	char in[40];
+	size_t i, j, len;
+	unsigned seed = 54321;
+
+	CRLF("", "");
+	CRLF("a", "a\r\n");
+	CRLF(".", ".\r\n");
+	CRLF(".\r\n", ".\r\n");
+	CRLF("a\r\n.\r\n", "a\r\n.\r\n");
+	CRLF("a\n.\nb", "a\r\n.\r\nb\r\n");
+	CRLF("a\r.\rb", "a\r\n.\r\nb\r\n");
+	CRLF("\r", "\r\n");
+	CRLF("a\r\r\nb", "a\r\n\r\nb\r\n");
+	CRLF("\r.\r.\r.", "\r\n.\r\n.\r\n.\r\n");
+	for (i = 0; i < 2000; i++) {
+		len = (seed = seed * 1103515245 + 12345) >> 16;
+		len %= sizeof(in);
+		for (j = 0; j < len; j++) {
+			seed = seed * 1103515245 + 12345;
+			in[j] = alphabet[(seed >> 16) % 4];
+		}
+		check_crlf(in, len, NULL, 0);
+	}
+}
+
+/* The BDAT commands the peer saw. */
+struct bdat_rec {
+	int n;			/* BDAT commands */
+	int n_last;		/* of which with LAST */
+	bool last_is_last;	/* the final one has it */
+	size_t max;		/* largest chunk */
+	size_t total;		/* all chunks' octets */
+};
+
+static void
+rec_bdat(const char *rec, struct bdat_rec *b)
+{
+	const char *p = rec, *nl;
+	unsigned long size;
+	int batch, used;
+
+	memset(b, 0, sizeof(*b));
+	while (p != NULL && *p != '\0') {
+		nl = strchr(p, '\n');
+		if (sscanf(p, "C%d: BDAT %lu%n", &batch, &size, &used) == 2) {
+			b->n++;
+			b->last_is_last = strncmp(p + used, " LAST\n", 6) == 0;
+			if (b->last_is_last)
+				b->n_last++;
+			if (size > b->max)
+				b->max = size;
+			b->total += size;
+		}
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+}
+
+static void
+test_bdat_wire(void)
+{
+	static const char content[] = ".\r\n..\r\n.x\r\nx.\r\n\r\n.\r\n"
+	    "bare\n.\nlf\r.\rcr\r\n. \r\nlast";
+	/* Line ends repaired, nothing stuffed, no final dot. */
+	static const char want[] = ".\r\n..\r\n.x\r\nx.\r\n\r\n.\r\n"
+	    "bare\r\n.\r\nlf\r\n.\r\ncr\r\n. \r\nlast\r\n";
+	struct smtp_client_params p;
+	struct bdat_rec b;
+	struct peer pe;
+	struct run run;
+	char *rec, cmd[64];
+	int pipe, bm;
+
+	for (pipe = 0; pipe < 2; pipe++) {
+		params_init(&p, 0, rcpts3, 2);
+		p.msg_fd = msg_file(content, sizeof(content) - 1);
+		p.msg_size = sizeof(content) - 1;
+		rec = session(pipe ? "{" EHLO_CHUNKING_PIPE "}" :
+		    "{" EHLO_CHUNKING "}", &p, &run, &pe);
+		check_all(&run, 2, SMTP_RCPT_DELIVERED, 250);
+		CHECK(strstr(run.rcpts[0].diagnostic, "250 2.0.0 queued") !=
+		    NULL);
+		CHECK(data_is(&pe, want, sizeof(want) - 1));
+		snprintf(cmd, sizeof(cmd), ": BDAT %zu LAST\n",
+		    sizeof(want) - 1);
+		CHECK(rec_has(rec, cmd));
+		rec_bdat(rec, &b);
+		CHECK(b.n == 1 && b.n_last == 1);
+		CHECK(rec_batch(rec, "DATA") < 0);
+		CHECK(!rec_has(rec, "\nDATA "));
+		CHECK(rec_has(rec, ": QUIT\n"));
+		/* MAIL and RCPT pipelined; BDAT after their replies. */
+		bm = rec_batch(rec, "MAIL");
+		CHECK(bm > 0);
+		CHECK((rec_batch(rec, "RCPT TO:<b@x.test>") == bm) == pipe);
+		CHECK(rec_batch(rec, "BDAT") > rec_batch(rec,
+		    "RCPT TO:<b@x.test>"));
+		close(p.msg_fd);
+		free(rec);
+	}
+
+	/* From msg_offset on, as from a queue file. */
+	params_init(&p, 0, rcpts1, 1);
+	p.msg_fd = msg_file("ENVELOPE\n.x\r\n" MSG_SIMPLE "TRAILER",
+	    sizeof("ENVELOPE\n.x\r\n" MSG_SIMPLE "TRAILER") - 1);
+	p.msg_offset = sizeof("ENVELOPE\n") - 1;
+	p.msg_size = sizeof(".x\r\n" MSG_SIMPLE) - 1;
+	rec = session("{" EHLO_CHUNKING_PIPE "}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(data_is(&pe, ".x\r\n" MSG_SIMPLE,
+	    sizeof(".x\r\n" MSG_SIMPLE) - 1));
+	close(p.msg_fd);
+	free(rec);
+
+	/* An empty message: "BDAT 0 LAST". */
+	params_init(&p, 0, rcpts1, 1);
+	p.msg_fd = msg_file("", 0);
+	p.msg_size = 0;
+	rec = session("{" EHLO_CHUNKING "}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(rec_has(rec, ": BDAT 0 LAST\n"));
+	rec_bdat(rec, &b);
+	CHECK(b.n == 1);
+	CHECK(data_is(&pe, "", 0));
+	close(p.msg_fd);
+	free(rec);
+
+	/* Not offered: DATA as before. */
+	params_init(&p, 0, rcpts1, 1);
+	rec = session("{'ehlo': ['250-peer.test', '250 PIPELINING']}", &p,
+	    &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
+	CHECK(rec_batch(rec, "DATA") > 0);
+	CHECK(!rec_has(rec, "BDAT"));
+	CHECK(data_is(&pe, MSG_SIMPLE ".\r\n", sizeof(msg_simple) + 2));
+	free(rec);
+}
+
+static void
+test_bdat_big(bool tls)
+{
+	struct smtp_client_params p;
+	struct bdat_rec b;
+	struct peer pe;
+	struct run run;
+	char *rec, *m, *want;
+	size_t len, wlen;
+
+	m = big_message(tls ? 700000 : 1500000, &len);
+	want = xmalloc(2 * len + 8);
+	wlen = ref_crlf(m, len, want);
+	params_init(&p, 0, rcpts3, 2);
+	p.msg_fd = msg_file(m, len);
+	p.msg_size = len;
+	if (tls) {
+		p.tls = SMTP_TLS_VERIFY;
+		p.tls_ctx = ctx_ca;
+	}
+	rec = session("{'ehlo': ['250-peer.test', '250-STARTTLS', "
+	    "'250 CHUNKING'], 'ehlo_tls': ['250-peer.test', "
+	    "'250-PIPELINING', '250 CHUNKING']}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_DELIVERED, 250);
+	CHECK(run.res.tls == tls);
+	CHECK(data_is(&pe, want, wlen));
+	rec_bdat(rec, &b);
+	/* Chunks of at most 64 KiB, exactly one LAST, at the end. */
+	CHECK(b.n > (int)(wlen / 65536));
+	CHECK(b.n_last == 1 && b.last_is_last);
+	CHECK(b.max <= 65536);
+	CHECK(b.total == wlen);
+	CHECK(!rec_has(rec, "\nDATA "));
+	close(p.msg_fd);
+	free(m);
+	free(want);
+	free(rec);
+}
+
+static void
+test_bdat_big_plain(void)
+{
+	test_bdat_big(false);
+}
+
+static void
+test_bdat_big_tls(void)
+{
+	test_bdat_big(true);
+}
+
+static void
+test_bdat_refused(void)
+{
+	struct smtp_client_params p;
+	struct bdat_rec b;
+	struct peer pe;
+	struct run run;
+	char *rec, *m;
+	size_t len;
+	int fd;
+
+	/* The reply to LAST decides, as the reply to the final dot. */
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{" EHLO_CHUNKING ", 'final': '451 4.3.0 queue full'}",
+	    &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 451);
+	CHECK_STR(run.rcpts[0].status, "4.3.0");
+	CHECK(!run.res.try_next_host);
+	CHECK(rec_has(rec, ": QUIT\n"));
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{" EHLO_CHUNKING_PIPE ", 'final': ['554-5.7.1 spam', "
+	    "'554 5.7.1 go away']}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 554);
+	CHECK_STR(run.rcpts[0].status, "5.7.1");
+	CHECK_STR(run.rcpts[0].diagnostic, "554 5.7.1 spam go away");
+	free(rec);
+
+	/* A refused intermediate chunk ends the transaction. */
+	m = big_message(200000, &len);
+	fd = msg_file(m, len);
+	params_init(&p, 0, rcpts3, 2);
+	p.msg_fd = fd;
+	p.msg_size = len;
+	rec = session("{" EHLO_CHUNKING ", 'bdat': '552 5.3.4 too big'}", &p,
+	    &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 552);
+	CHECK_STR(run.rcpts[1].status, "5.3.4");
+	CHECK(!run.res.try_next_host);
+	CHECK(strstr(run.res.error, "552 5.3.4 too big") != NULL);
+	rec_bdat(rec, &b);
+	CHECK(b.n == 1 && b.n_last == 0);
+	CHECK(rec_has(rec, ": QUIT\n"));
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 2);
+	p.msg_fd = fd;
+	p.msg_size = len;
+	rec = session("{" EHLO_CHUNKING_PIPE ", 'bdat': '452 4.3.1 full'}",
+	    &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 452);
+	rec_bdat(rec, &b);
+	CHECK(b.n == 1 && b.n_last == 0);
+	free(rec);
+
+	/* 421 to a chunk: the server is going away. */
+	params_init(&p, 0, rcpts3, 2);
+	p.msg_fd = fd;
+	p.msg_size = len;
+	rec = session("{" EHLO_CHUNKING ", 'bdat': '421 4.3.2 bye'}", &p,
+	    &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 421);
+	free(rec);
+
+	/* A 3xx to a chunk is nonsense: temporary, unknown fate. */
+	params_init(&p, 0, rcpts3, 2);
+	p.msg_fd = fd;
+	p.msg_size = len;
+	rec = session("{" EHLO_CHUNKING ", 'bdat': '354 what'}", &p, &run,
+	    &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 354);
+	rec_bdat(rec, &b);
+	CHECK(b.n_last == 0);
+	free(rec);
+	close(fd);
+	free(m);
+
+	/* Some RCPTs refused: the others get the content. */
+	params_init(&p, 0, rcpts3, 3);
+	rec = session("{" EHLO_CHUNKING_PIPE ", 'rcpt': {'b@x.test': "
+	    "'550 5.1.1 no such user'}}", &p, &run, &pe);
+	CHECK(run.rcpts[0].outcome == SMTP_RCPT_DELIVERED);
+	CHECK(run.rcpts[1].outcome == SMTP_RCPT_PERMFAIL);
+	CHECK(run.rcpts[1].code == 550);
+	CHECK(run.rcpts[2].outcome == SMTP_RCPT_DELIVERED);
+	CHECK(data_is(&pe, MSG_SIMPLE, sizeof(msg_simple) - 1));
+	free(rec);
+
+	/* Every RCPT refused, or MAIL: no BDAT at all. */
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{" EHLO_CHUNKING_PIPE ", 'rcpt': {'a@x.test': "
+	    "'550 5.1.1 no', 'b@x.test': '451 4.3.0 later'}}", &p, &run, &pe);
+	CHECK(run.rcpts[0].outcome == SMTP_RCPT_PERMFAIL);
+	CHECK(run.rcpts[1].outcome == SMTP_RCPT_TEMPFAIL);
+	CHECK(!rec_has(rec, "BDAT"));
+	CHECK(rec_has(rec, ": QUIT\n"));
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{" EHLO_CHUNKING_PIPE ", 'mail': '550 5.7.1 no', "
+	    "'rcpt': '503 5.5.1 no MAIL'}", &p, &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_PERMFAIL, 550);
+	CHECK(!rec_has(rec, "BDAT"));
+	free(rec);
+}
+
+static void
+test_bdat_breaks(void)
+{
+	struct smtp_client_params p;
+	struct peer pe;
+	struct run run;
+	char *rec, *m;
+	size_t len;
+	int fd;
+
+	/* Closed after LAST before the reply: unknown fate, temporary. */
+	params_init(&p, 0, rcpts3, 2);
+	rec = session("{" EHLO_CHUNKING ", 'final': {'after': 'close'}}", &p,
+	    &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(strstr(run.res.error, "closed") != NULL);
+	CHECK(strstr(run.res.error, "BDAT LAST") != NULL);
+	CHECK(rec_has(rec, " LAST\n"));
+	free(rec);
+
+	/* No reply to a chunk: data_block; none to LAST: data_final. */
+	m = big_message(100000, &len);
+	fd = msg_file(m, len);
+	params_init(&p, 0, rcpts3, 2);
+	p.msg_fd = fd;
+	p.msg_size = len;
+	p.timeouts.data_block = 1;
+	rec = session("{" EHLO_CHUNKING ", 'bdat': {'after': 'hang'}}", &p,
+	    &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(strstr(run.res.error, "timeout (1 s) waiting for the reply to "
+	    "BDAT from") != NULL);
+	free(rec);
+
+	params_init(&p, 0, rcpts3, 2);
+	p.timeouts.data_final = 1;
+	rec = session("{" EHLO_CHUNKING ", 'final': {'after': 'hang'}}", &p,
+	    &run, &pe);
+	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(strstr(run.res.error, "timeout (1 s) waiting for the reply to "
+	    "BDAT LAST") != NULL);
+	free(rec);
+	close(fd);
+	free(m);
+
+	/* The file is shorter than its size: LAST is never sent. */
+	params_init(&p, 0, rcpts3, 1);
+	p.msg_fd = msg_file(msg_simple, sizeof(msg_simple) - 1);
+	p.msg_size = sizeof(msg_simple) - 1 + 100;
+	rec = session("{" EHLO_CHUNKING "}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(!run.res.try_next_host);
+	CHECK(strstr(run.res.error, "too short") != NULL);
+	CHECK(!rec_has(rec, " LAST\n"));
+	close(p.msg_fd);
+	free(rec);
+
+	/* A reply nobody asked for after the RCPT replies would pass for
+	 * the reply to LAST (security-tests.md 42). */
+	params_init(&p, 0, rcpts3, 1);
+	rec = session("{" EHLO_CHUNKING_PIPE ", 'rcpt': ['250 2.1.5 ok', "
+	    "'250 2.0.0 fake']}", &p, &run, &pe);
+	check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+	CHECK(run.res.try_next_host);
+	CHECK(strstr(run.res.error, "protocol error") != NULL);
+	CHECK(!rec_has(rec, "BDAT"));
 	free(rec);
 }
 
@@ -2052,6 +2495,7 @@ main(void)
 	if (getenv("TEST_SMTP_CLIENT_VERBOSE") != NULL)
 		log_set_verbose(1);
 	UNIT_RUN(test_dotstuff);
+	UNIT_RUN(test_crlf);
 
 	path_join(tmpdir, sizeof(tmpdir), "%s/test_smtp_client.XXXXXX",
 	    base != NULL && base[0] != '\0' ? base : "/tmp");
@@ -2084,6 +2528,11 @@ main(void)
 	UNIT_RUN(test_mail_refused);
 	UNIT_RUN(test_data_refused);
 	UNIT_RUN(test_final_refused);
+	UNIT_RUN(test_bdat_wire);
+	UNIT_RUN(test_bdat_big_plain);
+	UNIT_RUN(test_bdat_big_tls);
+	UNIT_RUN(test_bdat_refused);
+	UNIT_RUN(test_bdat_breaks);
 	UNIT_RUN(test_421);
 	UNIT_RUN(test_greeting_refused);
 	UNIT_RUN(test_helo_fallback);
