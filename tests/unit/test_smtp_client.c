@@ -455,10 +455,14 @@ ref_stuff(const char *in, size_t len, char *out)
 	return o + 3;
 }
 
-/* Feeds in, cut at the given points (ascending, < len). */
+/*
+ * Feeds in, cut at the given points (ascending, < len), to the DATA
+ * dot-stuffer or, with crlf_only, to BDAT's line-end repair, checking the
+ * output bounds each promises.
+ */
 static size_t
-stuff_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
-    char *out)
+feed_split(bool crlf_only, const char *in, size_t len, const size_t *cuts,
+    size_t ncuts, char *out)
 {
 	struct smtp_client_dotstuff st;
 	size_t o = 0, from = 0, k, n, piece;
@@ -466,14 +470,29 @@ stuff_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
 	smtp_client_dotstuff_init(&st);
 	for (k = 0; k <= ncuts; k++) {
 		piece = (k < ncuts ? cuts[k] : len) - from;
-		n = smtp_client_dotstuff(&st, in + from, piece, out + o);
-		CHECK(n <= 2 * piece + 2);
+		if (crlf_only) {
+			n = smtp_client_crlf(&st, in + from, piece, out + o);
+			/* The bound SMTP_CLIENT_BDAT_RAW relies on. */
+			CHECK(n <= 2 * piece + 1);
+		} else {
+			n = smtp_client_dotstuff(&st, in + from, piece,
+			    out + o);
+			CHECK(n <= 2 * piece + 2);
+		}
 		o += n;
 		from += piece;
 	}
-	n = smtp_client_dotstuff_end(&st, out + o);
-	CHECK(n <= 5);
+	n = crlf_only ? smtp_client_crlf_end(&st, out + o) :
+	    smtp_client_dotstuff_end(&st, out + o);
+	CHECK(n <= (crlf_only ? 2u : 5u));
 	return o + n;
+}
+
+static size_t
+stuff_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
+    char *out)
+{
+	return feed_split(false, in, len, cuts, ncuts, out);
 }
 
 static void
@@ -947,21 +966,7 @@ static size_t
 crlf_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
     char *out)
 {
-	struct smtp_client_dotstuff st;
-	size_t o = 0, from = 0, k, n, piece;
-
-	smtp_client_dotstuff_init(&st);
-	for (k = 0; k <= ncuts; k++) {
-		piece = (k < ncuts ? cuts[k] : len) - from;
-		n = smtp_client_crlf(&st, in + from, piece, out + o);
-		/* The bound SMTP_CLIENT_BDAT_RAW relies on. */
-		CHECK(n <= 2 * piece + 1);
-		o += n;
-		from += piece;
-	}
-	n = smtp_client_crlf_end(&st, out + o);
-	CHECK(n <= 2);
-	return o + n;
+	return feed_split(true, in, len, cuts, ncuts, out);
 }
 
 static void
