@@ -364,10 +364,7 @@ pop3_stuff(struct pop3_stuff *st, const char *in, size_t len, char *out)
 	size_t i, o = 0;
 
 	if (st->body_lines_left < 0) {
-		o = stuff_whole(st, in, len, out);
-		if (o > 0)
-			st->any = 1;
-		return o;
+		return stuff_whole(st, in, len, out);
 	}
 	for (i = 0; i < len && !st->done; i++) {
 		char c = in[i];
@@ -391,8 +388,6 @@ pop3_stuff(struct pop3_stuff *st, const char *in, size_t len, char *out)
 		st->at_line_start = 0;
 		st->last_cr = c == '\r';
 	}
-	if (o > 0)
-		st->any = 1;
 	return o;
 }
 
@@ -401,7 +396,8 @@ pop3_stuff_end(struct pop3_stuff *st, char *out)
 {
 	size_t o = 0;
 
-	if (st->any && !st->at_line_start) {
+	/* at_line_start is only cleared by a byte written. */
+	if (!st->at_line_start) {
 		out[o++] = '\r';
 		out[o++] = '\n';
 	}

@@ -89,7 +89,6 @@ const char *pop3_verb_name(enum pop3_verb verb);
 struct pop3_stuff {
 	int at_line_start;	/* the next byte starts a line */
 	int last_cr;		/* the previous byte was CR */
-	int any;		/* any byte was written */
 	/* TOP: -1 for the whole message; otherwise the count of body lines
 	 * still to send after the header section has ended. */
 	int64_t body_lines_left;
