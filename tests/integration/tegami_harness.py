@@ -44,7 +44,12 @@ HANG = 10.0
 
 _used_bases = set()
 _bases_lock = threading.Lock()
-PORT_BASES = list(range(20000, 60001, 1000))
+# Below the kernel's ephemeral range (32768-60999): an outgoing connection
+# of any test may otherwise hold base+110 or base+995 by chance.
+PORT_BASES = list(range(10000, 32000, 1000))
+# Every port a server binds relative to its base (smtp, submission,
+# submissions, pop3, pop3s).
+SERVICE_PORTS = (25, 587, 465, 110, 995)
 
 # Every server started and not yet cleaned up; conftest attaches their log
 # tails to failing test reports and kills them at exit.
@@ -66,8 +71,12 @@ def _port_free(port, reuse=False):
         s.close()
 
 
+def _ports_free(base, reuse):
+    return all(_port_free(base + port, reuse=reuse) for port in SERVICE_PORTS)
+
+
 def find_port_base():
-    """A base in 20000..60000 (step 1000) whose SMTP port base+25 is free."""
+    """A base in 10000..31000 (step 1000) whose service ports are all free."""
     with _bases_lock:
         start = random.randrange(len(PORT_BASES))
         order = PORT_BASES[start:] + PORT_BASES[:start]
@@ -75,10 +84,10 @@ def find_port_base():
             for base in order:
                 if base in _used_bases and not reuse:
                     continue
-                if _port_free(base + 25, reuse=reuse):
+                if _ports_free(base, reuse):
                     _used_bases.add(base)
                     return base
-    raise RuntimeError("no free port base in 20000..60000")
+    raise RuntimeError("no free port base in 10000..31000")
 
 
 def run_tegami(args, conf=None, input=None, timeout=60, check=False):
