@@ -22,6 +22,7 @@
 #include "core/util.h"
 #include "dns/dns.h"
 #include "queue/dsn.h"
+#include "queue/queue_conncache.h"
 #include "queue/queue_private.h"
 #include "queue/queue_routes.h"
 #include "smtp/smtp_client.h"
@@ -59,6 +60,10 @@ struct domain_job {
 	bool waiting, have_slot;
 	struct smtp_client *client;
 	struct smtp_client_params params;
+	/* The connection's key in qs->conncache and when it was opened. */
+	char conn_key[QUEUE_CONNCACHE_KEY_MAX];
+	uint64_t conn_born;
+	bool conn_fresh;		/* the next connect opens a new one */
 	bool done;
 	/* The last temporary problem, for the envelope and a DSN. */
 	char remote[DNS_NAME_MAX + 1];
@@ -397,9 +402,29 @@ job_client_done(void *arg, const struct smtp_client_result *res)
 	struct domain_job *j = arg;
 	struct queue_attempt *a = j->a;
 	const char *host = j->hosts[j->host_i].host;
+	struct smtp_client *client = j->client;
+	char conn_use[32] = "";
 	size_t i;
 
 	j->client = NULL;
+	if (res->reusable && a->qs->conncache != NULL)
+		queue_conncache_put(a->qs->conncache, j->conn_key, client,
+		    j->conn_born, queue_now());
+	else if (res->reusable)
+		smtp_client_cancel(client);
+	/*
+	 * A kept connection that failed before the peer decided anything
+	 * was most likely closed while idle: the same address again on a
+	 * new connection, keeping the slot.
+	 */
+	if (res->reused && res->try_next_host) {
+		log_debug("queue: id=%s domain=%s host=%s: kept connection "
+		    "failed (%s); connecting again", a->env.queue_id,
+		    j->domain, host, res->error);
+		j->conn_fresh = true;
+		job_connect(j);
+		return;
+	}
 	/*
 	 * tls=may and the STARTTLS handshake failed: the same address at
 	 * once in plaintext, keeping the slot (Postfix does the same).
@@ -429,6 +454,11 @@ job_client_done(void *arg, const struct smtp_client_result *res)
 		job_next_addr(j);
 		return;
 	}
+	/* Postfix's conn_use: the how-manieth transaction on this
+	 * connection, shown once it was kept for another. */
+	if (res->transactions > 1)
+		snprintf(conn_use, sizeof(conn_use), " conn_use=%u",
+		    res->transactions);
 	if (res->tls_refused)
 		log_info("queue: id=%s domain=%s host=%s: %s; went on in "
 		    "plaintext (route=%s policy=may)", a->env.queue_id,
@@ -443,7 +473,7 @@ job_client_done(void *arg, const struct smtp_client_result *res)
 		/* route= and what follows come last: the fields before
 		 * keep the order they always had. */
 		log_info("queue: id=%s to=<%s> relay=%s %s status=%s "
-		    "tls=%s%s \"%s\" route=%s policy=%s%s", a->env.queue_id,
+		    "tls=%s%s \"%s\" route=%s policy=%s%s%s", a->env.queue_id,
 		    j->addrs[i], host,
 		    st == QUEUE_RCPT_DELIVERED ? "delivered" :
 		    st == QUEUE_RCPT_FAILED ? "failed" : "deferred", r->status,
@@ -452,7 +482,7 @@ job_client_done(void *arg, const struct smtp_client_result *res)
 		    "", r->diagnostic, j->route,
 		    tls_policy_name(j->dane ? SMTP_TLS_DANE : j->tls),
 		    j->plaintext ? " tls_fallback=handshake" :
-		    res->tls_refused ? " tls_fallback=refused" : "");
+		    res->tls_refused ? " tls_fallback=refused" : "", conn_use);
 	}
 	job_done(j);
 }
@@ -496,6 +526,16 @@ job_connect(void *arg)
 	p->msg_size = a->msg_size - a->msg_offset;
 	p->smtputf8 = a->env.smtputf8;
 	p->eightbit = a->env.body != QUEUE_BODY_7BIT;
+	p->reuse = true;
+	queue_conncache_key(p, j->conn_key, sizeof(j->conn_key));
+	if (!j->conn_fresh && qs->conncache != NULL &&
+	    (j->client = queue_conncache_take(qs->conncache, j->conn_key,
+	    &j->conn_born)) != NULL) {
+		smtp_client_next(j->client, p, job_client_done, j);
+		return;
+	}
+	j->conn_fresh = false;
+	j->conn_born = queue_now();
 	j->client = smtp_client_start(qs->base, p, job_client_done, j);
 }
 

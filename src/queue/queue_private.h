@@ -83,6 +83,7 @@ struct queue_server {
 	bool stopping;
 	struct queue_pickup *pickup;	/* queue_pickup.c's state */
 	struct queue_control *control;	/* queue_control.c's state */
+	struct queue_conncache *conncache;	/* idle outbound sessions */
 };
 
 /* queue_server.c */

@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "dns/dns.h"
+#include "queue/queue_conncache.h"
 #include "queue/queue_private.h"
 
 #define QUEUE_EXIT_CONFIG 78
@@ -468,6 +469,8 @@ queue_signal_cb(evutil_socket_t sig, short what, void *arg)
 		TAILQ_FOREACH(m, &qs->msgs, entry)
 			if (m->attempt != NULL)
 				queue_attempt_cancel(m->attempt);
+		/* Idle connections would keep the loop running. */
+		queue_conncache_free(&qs->conncache);
 		event_base_loopexit(qs->base, NULL);
 		return;
 	}
@@ -558,6 +561,9 @@ queue_server_main(const char *config_path, int auth_fd,
 	    queue_inotify_cb, &qs);
 	tick = event_new(qs.base, -1, EV_PERSIST, queue_tick_cb, &qs);
 	qs.kick = event_new(qs.base, -1, 0, queue_kick_cb, &qs);
+	qs.conncache = queue_conncache_new(qs.base,
+	    qs.cfg->outbound_connections,
+	    qs.cfg->outbound_connections_per_domain);
 	if (qs.kick == NULL)
 		fatalx("event_new failed");
 	if (inotify_ev == NULL || tick == NULL ||
@@ -582,6 +588,7 @@ queue_server_main(const char *config_path, int auth_fd,
 
 	queue_pickup_stop(&qs);
 	queue_control_stop(&qs);
+	queue_conncache_free(&qs.conncache);
 	for (i = 0; i < 4; i++)
 		event_free(sig_ev[i]);
 	event_free(tick);

@@ -61,11 +61,13 @@ enum client_state {
 	CS_DOT_ONLY,		/* 354 with no recipient: "." sent alone */
 	CS_QUIT,
 	CS_DONE,		/* closed; the callback is scheduled */
+	CS_IDLE,		/* between transactions (params.reuse) */
 };
 
 static const char *const client_state_names[] = {
 	"connect", "handshake", "banner", "ehlo", "helo", "starttls", "auth",
 	"txn", "content", "bdat", "final", "dot-only", "quit", "done",
+	"idle",
 };
 
 /* What this session knows of each recipient. */
@@ -120,6 +122,11 @@ struct smtp_client {
 
 	char peer[INET6_ADDRSTRLEN + 8];	/* "[addr]:port" for messages */
 	struct smtp_client_result result;
+
+	/* Idle between transactions: parked (closed_cb set) or not yet. */
+	smtp_client_closed_cb closed_cb;
+	void *closed_arg;
+	bool idle_broken;		/* the peer closed or spoke while idle */
 };
 
 static void client_read_cb(struct bufferevent *, void *);
@@ -129,6 +136,7 @@ static void client_after_hello(struct smtp_client *);
 static void client_fill_content(struct smtp_client *);
 static void client_fail(struct smtp_client *, bool, int, const char *,
     const char *, ...) __attribute__((format(printf, 5, 6)));
+static void client_quit(struct smtp_client *);
 
 /* Dot-stuffing */
 
@@ -427,8 +435,40 @@ client_done_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->closed_cb != NULL) {
+		/* A parked connection ended. */
+		c->closed_cb(c->closed_arg);
+		client_free(c);
+		return;
+	}
+	if (c->state == CS_IDLE) {
+		/* reusable: the owner has c now and hands it on. */
+		c->cb(c->cb_arg, &c->result);
+		return;
+	}
 	c->cb(c->cb_arg, &c->result);
 	client_free(c);
+}
+
+/*
+ * The transaction is over with the peer's final reply. With params.reuse
+ * and nothing unread, the connection stays open for the next one;
+ * otherwise QUIT.
+ */
+static void
+client_end_transaction(struct smtp_client *c)
+{
+	struct timeval now = { 0, 0 };
+
+	if (!c->p.reuse ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		client_quit(c);
+		return;
+	}
+	evtimer_del(c->timer);
+	client_set_state(c, CS_IDLE);
+	c->result.reusable = true;
+	evtimer_add(c->done_ev, &now);
 }
 
 /*
@@ -705,6 +745,19 @@ client_connected(struct smtp_client *c)
 		client_start_reading_banner(c);
 }
 
+/* The peer closed an idle connection or spoke unasked: it is over. */
+static void
+client_idle_broken(struct smtp_client *c)
+{
+	log_debug("smtp_client: peer=%s: the idle connection ended", c->peer);
+	c->idle_broken = true;
+	client_stop_drain_cb(c);
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (c->closed_cb != NULL)
+		client_finish(c);
+}
+
 static void
 client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -723,6 +776,9 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	switch (c->state) {
 	case CS_QUIT:
 		client_finish(c);
+		break;
+	case CS_IDLE:
+		client_idle_broken(c);
 		break;
 	case CS_CONNECT:
 		client_fail(c, true, 0, "4.4.1", "connect to %s failed: %s",
@@ -1370,7 +1426,7 @@ client_final_reply(struct smtp_client *c, const struct smtp_reply *r)
 		return;
 	}
 	client_decide_by_reply(c, r, RS_ACCEPTED);
-	client_quit(c);
+	client_end_transaction(c);
 }
 
 /* Replies */
@@ -1500,26 +1556,25 @@ client_read_cb(struct bufferevent *bev, void *arg)
 			break;
 		}
 	}
+	/* Idle: anything the peer says now (a 421 for its own idle
+	 * timeout, most likely) ends the connection. */
+	if (bev == c->bev && c->state == CS_IDLE &&
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+		client_idle_broken(c);
 	/* Nothing is expected (connecting, handshaking): leave it. */
 }
 
 /* Start and cancel */
 
-struct smtp_client *
-smtp_client_start(struct event_base *base,
+static void
+client_set_params(struct smtp_client *c,
     const struct smtp_client_params *params, smtp_client_cb cb, void *arg)
 {
-	struct smtp_client *c = xcalloc(1, sizeof(*c));
 	struct smtp_client_timeouts *t = &c->p.timeouts;
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-	size_t i;
 
-	c->base = base;
 	c->p = *params;
 	c->cb = cb;
 	c->cb_arg = arg;
-	c->state = CS_CONNECT;
 	if (t->connect == 0)
 		t->connect = 30;
 	if (t->banner == 0)
@@ -1534,16 +1589,76 @@ smtp_client_start(struct event_base *base,
 		t->data_final = 600;
 	if (c->p.sender == NULL)
 		c->p.sender = "";
+}
+
+/*
+ * A transaction's own state, fresh, and everything that can be refused
+ * without asking the peer. false: that decided every recipient and the
+ * session is finishing.
+ */
+static bool
+client_begin_transaction(struct smtp_client *c)
+{
+	size_t n = c->p.n_rcpts ? c->p.n_rcpts : 1, i;
+
+	free(c->result.rcpts);
+	free(c->rstate);
+	free(c->valid);
+	c->result.n_rcpts = c->p.n_rcpts;
+	c->result.rcpts = xcalloc(n, sizeof(*c->result.rcpts));
+	c->rstate = xcalloc(n, 1);
+	c->valid = xcalloc(n, sizeof(size_t));
+	c->n_valid = 0;
+	c->txn_replies = 0;
+	c->mail_failed = false;
+	c->n_accepted = 0;
+	c->peer_decided = false;
+	c->data_off = 0;
+	c->result.try_next_host = false;
+	c->result.reusable = false;
+	c->result.error[0] = '\0';
+	c->result.transactions++;
+	smtp_reply_parser_init(&c->parser);
+
+	if (!client_address_ok(c->p.sender)) {
+		for (i = 0; i < c->p.n_rcpts; i++)
+			client_decide(c, i, SMTP_RCPT_PERMFAIL, 0, "5.1.7",
+			    "5.1.7 the sender address cannot be sent");
+		client_set_error(c, "the sender address cannot be sent");
+		client_finish(c);
+		return false;
+	}
+	for (i = 0; i < c->p.n_rcpts; i++) {
+		if (client_address_ok(c->p.rcpts[i]) && c->p.rcpts[i][0])
+			c->valid[c->n_valid++] = i;
+		else
+			client_decide(c, i, SMTP_RCPT_PERMFAIL, 0, "5.1.3",
+			    "5.1.3 the recipient address cannot be sent");
+	}
+	if (c->n_valid == 0) {
+		client_set_error(c, "no recipient to send to");
+		client_finish(c);
+		return false;
+	}
+	return true;
+}
+
+struct smtp_client *
+smtp_client_start(struct event_base *base,
+    const struct smtp_client_params *params, smtp_client_cb cb, void *arg)
+{
+	struct smtp_client *c = xcalloc(1, sizeof(*c));
+	const struct smtp_client_timeouts *t = &c->p.timeouts;
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	c->base = base;
+	client_set_params(c, params, cb, arg);
+	c->state = CS_CONNECT;
 	c->timer = evtimer_new(base, client_timeout_cb, c);
 	c->done_ev = evtimer_new(base, client_done_cb, c);
 	if (c->timer == NULL || c->done_ev == NULL)
 		fatalx("evtimer_new failed");
-	smtp_reply_parser_init(&c->parser);
-	c->result.n_rcpts = c->p.n_rcpts;
-	c->result.rcpts = xcalloc(c->p.n_rcpts ? c->p.n_rcpts : 1,
-	    sizeof(*c->result.rcpts));
-	c->rstate = xcalloc(c->p.n_rcpts ? c->p.n_rcpts : 1, 1);
-	c->valid = xcalloc(c->p.n_rcpts ? c->p.n_rcpts : 1, sizeof(size_t));
 
 	if (c->p.addr != NULL && c->p.addr->sa_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const void *)c->p.addr;
@@ -1560,27 +1675,8 @@ smtp_client_start(struct event_base *base,
 	} else
 		snprintf(c->peer, sizeof(c->peer), "?");
 
-	/* Everything that can be refused without a connection. */
-	if (!client_address_ok(c->p.sender)) {
-		for (i = 0; i < c->p.n_rcpts; i++)
-			client_decide(c, i, SMTP_RCPT_PERMFAIL, 0, "5.1.7",
-			    "5.1.7 the sender address cannot be sent");
-		client_set_error(c, "the sender address cannot be sent");
-		client_finish(c);
+	if (!client_begin_transaction(c))
 		return c;
-	}
-	for (i = 0; i < c->p.n_rcpts; i++) {
-		if (client_address_ok(c->p.rcpts[i]) && c->p.rcpts[i][0])
-			c->valid[c->n_valid++] = i;
-		else
-			client_decide(c, i, SMTP_RCPT_PERMFAIL, 0, "5.1.3",
-			    "5.1.3 the recipient address cannot be sent");
-	}
-	if (c->n_valid == 0) {
-		client_set_error(c, "no recipient to send to");
-		client_finish(c);
-		return c;
-	}
 	if (c->p.addr == NULL || c->p.helo_name == NULL ||
 	    !client_address_ok(c->p.helo_name) || c->p.helo_name[0] == '\0' ||
 	    strchr(c->p.helo_name, ' ') != NULL) {
@@ -1650,4 +1746,59 @@ smtp_client_cancel(struct smtp_client *c)
 	if (c == NULL)
 		return;
 	client_free(c);
+}
+
+/* Reuse */
+
+void
+smtp_client_park(struct smtp_client *c, smtp_client_closed_cb closed,
+    void *arg)
+{
+	struct smtp_client_params kept = { 0 };
+
+	if (c->state != CS_IDLE || closed == NULL)
+		fatalx("smtp_client_park: not an idle connection");
+	c->closed_cb = closed;
+	c->closed_arg = arg;
+	/* The earlier params' strings belong to a finished delivery. */
+	kept.timeouts = c->p.timeouts;
+	kept.reuse = true;
+	c->p = kept;
+	if (c->idle_broken)
+		client_finish(c);
+}
+
+void
+smtp_client_quit(struct smtp_client *c)
+{
+	/* Not idle any more: the peer went away, closed will run. */
+	if (c->state != CS_IDLE)
+		return;
+	client_quit(c);
+}
+
+void
+smtp_client_next(struct smtp_client *c,
+    const struct smtp_client_params *params, smtp_client_cb cb, void *arg)
+{
+	if (c->state == CS_DONE && c->closed_cb != NULL) {
+		/* Parked, gone while idle, closed not yet run: the new
+		 * owner gets the failure instead. */
+		evtimer_del(c->done_ev);
+		client_set_state(c, CS_IDLE);
+	}
+	if (c->state != CS_IDLE)
+		fatalx("smtp_client_next: not an idle connection");
+	c->closed_cb = NULL;
+	c->closed_arg = NULL;
+	client_set_params(c, params, cb, arg);
+	c->result.reused = true;
+	if (!client_begin_transaction(c))
+		return;
+	if (c->idle_broken) {
+		client_fail(c, true, 0, "4.4.2", "%s closed the connection "
+		    "while it was idle", c->peer);
+		return;
+	}
+	client_start_transaction(c);
 }

@@ -73,6 +73,9 @@ struct smtp_client_params {
 	bool smtputf8;			/* needs SMTPUTF8 (refused when the
 					 * peer lacks it: permanent 5.6.7) */
 	bool eightbit;			/* BODY=8BITMIME */
+	bool reuse;			/* keep the connection open after a
+					 * transaction that ended cleanly
+					 * (result->reusable) */
 	struct smtp_client_timeouts timeouts;
 };
 
@@ -113,6 +116,22 @@ struct smtp_client_result {
 	bool tls_failed;
 	char tls_error[256];
 	char error[256];		/* session-level cause, for logs */
+	/*
+	 * reusable (params.reuse only): the reply to the final dot or BDAT
+	 * LAST came and the connection is open and idle. The client is
+	 * then not freed after cb: its owner (whoever called start or
+	 * next) must hand it on with smtp_client_park, smtp_client_next or
+	 * smtp_client_cancel.
+	 */
+	bool reusable;
+	/* This transaction ran on a connection that had carried another
+	 * (smtp_client_next); transactions is how many it has carried,
+	 * this one included. A reused connection that failed with
+	 * try_next_host before the peer decided anything was most likely
+	 * closed by the peer while idle: a fresh connection to the same
+	 * address is the remedy, not the next host. */
+	bool reused;
+	unsigned transactions;
 	struct smtp_client_rcpt *rcpts;	/* n_rcpts, in params order */
 	size_t n_rcpts;
 };
@@ -179,9 +198,35 @@ typedef void (*smtp_client_cb)(void *arg,
 struct smtp_client *smtp_client_start(struct event_base *base,
     const struct smtp_client_params *params, smtp_client_cb cb, void *arg);
 
-/* Closes the connection at once; the callback will not run. NULL is
+/* Closes the connection at once; no callback will run. NULL is
  * allowed. */
 void smtp_client_cancel(struct smtp_client *c);
+
+/*
+ * Connection reuse (Postfix's connection cache does the same): a client
+ * whose result was reusable sits idle between transactions.
+ *
+ * smtp_client_park watches the idle connection: when the peer closes it
+ * or says anything (a 421 for its idle timeout, say), closed(arg) runs
+ * once from the loop and the client is freed. smtp_client_quit sends
+ * QUIT to a parked client and closes once it is answered (or after the
+ * command timeout); closed(arg) runs then too. A parked client may still
+ * be taken by smtp_client_next or freed by smtp_client_cancel, and then
+ * closed never runs.
+ *
+ * smtp_client_next starts a new transaction on the idle connection with
+ * params (whose connection fields must describe the same connection: the
+ * address, TLS policy and AUTH it was opened with). Its contract is
+ * smtp_client_start's, with result->reused set. While parked, the client
+ * uses none of the pointers of its earlier params.
+ */
+typedef void (*smtp_client_closed_cb)(void *arg);
+
+void smtp_client_park(struct smtp_client *c, smtp_client_closed_cb closed,
+    void *arg);
+void smtp_client_quit(struct smtp_client *c);
+void smtp_client_next(struct smtp_client *c,
+    const struct smtp_client_params *params, smtp_client_cb cb, void *arg);
 
 /*
  * Dot-stuffing with line-end repair (RFC 5321 4.5.2), exposed for tests:
