@@ -772,7 +772,9 @@ check_trace_headers(const char *path, const char *buf, size_t len,
 	if (q == NULL)
 		fuzz_fail("%s: Received without \"by ... with\"", path);
 	q += sizeof(by) - 1;
-	while (q < end && *q >= 'A' && *q <= 'Z')
+	/* ESMTPSA, UTF8SMTPS (RFC 3848, RFC 6531): letters and digits. */
+	while (q < end && ((*q >= 'A' && *q <= 'Z') ||
+	    (*q >= '0' && *q <= '9')))
 		q++;
 	if (end - q < 21 || memcmp(q, " id ", 4) != 0)
 		fuzz_fail("%s: Received without an id", path);
