@@ -304,7 +304,7 @@ queue_attempt_end(struct queue_attempt *a)
 	}
 	if (pending == 0) {
 		queue_send_dsn(a, false);
-		queue_remove(qs, a->env.queue_id);
+		queue_remove(qs, a->env.queue_id, false);
 		gone = true;
 		log_info("queue: id=%s done: %zu delivered, %zu failed",
 		    a->env.queue_id, delivered, failed);

@@ -172,7 +172,7 @@ control_delete(struct queue_control *qc, const char *id, char *reply,
 	 * yet is lost with the files (docs/queue.md, the duplicate window). */
 	if (m != NULL && m->attempt != NULL)
 		queue_attempt_cancel(m->attempt);
-	queue_remove(qs, id);
+	queue_remove(qs, id, true);
 	if (control_file_exists(qs, id, "env") ||
 	    control_file_exists(qs, id, "msg")) {
 		/* queue_remove logged why; the scheduler keeps the message. */

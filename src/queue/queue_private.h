@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <event2/util.h>
 #include <openssl/ssl.h>
 
 #include "queue/queue_envelope.h"
@@ -84,6 +85,10 @@ struct queue_server {
 	struct queue_pickup *pickup;	/* queue_pickup.c's state */
 	struct queue_control *control;	/* queue_control.c's state */
 	struct queue_conncache *conncache;	/* idle outbound sessions */
+	/* Removals of finished messages share one fsync of queue/ within
+	 * QUEUE_DIR_SYNC_MS (queue_store.c). */
+	struct event *dir_sync;
+	bool dir_sync_pending;
 };
 
 /* queue_server.c */
@@ -150,8 +155,20 @@ int queue_deliver_local(struct queue_server *qs, const char *id,
 int queue_inject(struct queue_server *qs, const char *content, size_t len,
     struct queue_envelope *env);
 
-/* Removes ID.msg and ID.env (durably). */
-void queue_remove(struct queue_server *qs, const char *id);
+/*
+ * Removes ID.env and ID.msg. sync_now: queue/ is fsync'd before this
+ * returns (`queue delete` replies after it). Otherwise the fsync comes
+ * within QUEUE_DIR_SYNC_MS, shared with the other removals of that time:
+ * a removal lost in a crash only repeats a delivery (docs/queue.md, the
+ * duplicate window), and a flush of thousands of messages does not pay
+ * one fsync each.
+ */
+#define QUEUE_DIR_SYNC_MS 10
+void queue_remove(struct queue_server *qs, const char *id, bool sync_now);
+/* The fsync a removal asked for, now if it is still to come (at exit). */
+void queue_dir_sync_flush(struct queue_server *qs);
+/* dir_sync's callback. */
+void queue_dir_sync_cb(evutil_socket_t fd, short what, void *arg);
 
 /* The size of ID.msg, and the offset where content for another MTA
  * starts (after our own Return-Path: line). -1 if unreadable. */

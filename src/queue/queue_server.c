@@ -561,6 +561,9 @@ queue_server_main(const char *config_path, int auth_fd,
 	    queue_inotify_cb, &qs);
 	tick = event_new(qs.base, -1, EV_PERSIST, queue_tick_cb, &qs);
 	qs.kick = event_new(qs.base, -1, 0, queue_kick_cb, &qs);
+	qs.dir_sync = evtimer_new(qs.base, queue_dir_sync_cb, &qs);
+	if (qs.dir_sync == NULL)
+		fatalx("evtimer_new failed");
 	qs.conncache = queue_conncache_new(qs.base,
 	    qs.cfg->outbound_connections,
 	    qs.cfg->outbound_connections_per_domain);
@@ -589,6 +592,9 @@ queue_server_main(const char *config_path, int auth_fd,
 	queue_pickup_stop(&qs);
 	queue_control_stop(&qs);
 	queue_conncache_free(&qs.conncache);
+	queue_dir_sync_flush(&qs);
+	event_free(qs.dir_sync);
+	qs.dir_sync = NULL;
 	for (i = 0; i < 4; i++)
 		event_free(sig_ev[i]);
 	event_free(tick);

@@ -2,7 +2,8 @@
  * The queue's files (queue_private.h): local delivery of a queued message
  * into Maildirs, new messages made by the queue itself (bounces, delay
  * warnings), and removal once every recipient is done. Every change is
- * fsync'd, file and directory, before it counts.
+ * fsync'd, file and directory, before it counts; the removals of
+ * finished messages share their fsync (queue_remove).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "auth/recipient.h"
 #include "core/config.h"
@@ -190,8 +193,30 @@ queue_inject(struct queue_server *qs, const char *content, size_t len,
 }
 
 void
-queue_remove(struct queue_server *qs, const char *id)
+queue_dir_sync_flush(struct queue_server *qs)
 {
+	if (!qs->dir_sync_pending)
+		return;
+	qs->dir_sync_pending = false;
+	if (qs->dir_sync != NULL)
+		evtimer_del(qs->dir_sync);
+	if (fsync_dir(qs->queue_dir) < 0)
+		log_warn("queue: fsync %s", qs->queue_dir);
+}
+
+void
+queue_dir_sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	queue_dir_sync_flush(arg);
+}
+
+void
+queue_remove(struct queue_server *qs, const char *id, bool sync_now)
+{
+	struct timeval soon = { 0, QUEUE_DIR_SYNC_MS * 1000 };
+
 	char path[PATH_MAX];
 
 	/* The envelope first: without it the message is not queued. */
@@ -201,6 +226,11 @@ queue_remove(struct queue_server *qs, const char *id)
 	if (queue_path(qs, id, "msg", path, sizeof(path)) == 0 &&
 	    unlink(path) < 0 && errno != ENOENT)
 		log_warn("queue: unlink %s", path);
-	if (fsync_dir(qs->queue_dir) < 0)
-		log_warn("queue: fsync %s", qs->queue_dir);
+	if (sync_now || qs->dir_sync == NULL) {
+		qs->dir_sync_pending = true;
+		queue_dir_sync_flush(qs);
+	} else if (!qs->dir_sync_pending) {
+		qs->dir_sync_pending = true;
+		evtimer_add(qs->dir_sync, &soon);
+	}
 }
