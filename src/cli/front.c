@@ -275,7 +275,7 @@ front_main(const char *config_path, unsigned slot,
 		fatalx("%s", err);
 	smtp_server_init(&f.smtp, f.base, cfg, none_yet, f.commit);
 	f.smtp.tls = tls;
-	pop3_server_init(&f.pop3, f.base, cfg);
+	pop3_server_init(&f.pop3, f.base, cfg, f.commit);
 	f.pop3.tls = tls;
 	f.auth = auth_client_new(f.base, socks->auth_fd, front_accounts_cb,
 	    &f);

@@ -127,8 +127,9 @@ static const struct config_setting config_settings[] = {
 	  "Front processes that speak SMTP, POP3, IMAP and TLS to clients, "
 	  "sharing the listening sockets. 0 starts one per CPU core." },
 	{ "disk_threads", CT_UINT, FIELD(disk_threads), "4", NULL, 1, 64,
-	  "Threads that fsync received messages and rename them into place. "
-	  "Messages that finish within the same few milliseconds share one "
+	  "Threads that fsync received messages and rename them into place, "
+	  "and do the slow disk work of POP3 sessions (the listing at login, "
+	  "the renames and removals at QUIT). Messages that finish within the same few milliseconds share one "
 	  "fsync of their directories (group commit), so a few threads serve "
 	  "many sessions." },
 	{ "message_size_limit", CT_SIZE, FIELD(message_size_limit), "25M",

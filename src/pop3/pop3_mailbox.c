@@ -3,7 +3,9 @@
  * of the user's Maildir taken at login: STAT, LIST, UIDL, RETR, TOP,
  * DELE, RSET; at QUIT, retrieved messages are marked seen and deleted
  * ones removed (fsync'd before +OK). A session that ends any other way
- * changes nothing.
+ * changes nothing. The listing and the QUIT work run on the front's
+ * disk threads (store/commit.h), so that a mailbox of 100,000 messages
+ * does not hold every other session of the front meanwhile.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,11 +27,61 @@
 static char pop3_read_buf[POP3_SEND_CHUNK];
 static char pop3_stuff_buf[2 * POP3_SEND_CHUNK + 8];
 
+/* On a disk thread: the listing, which takes a while for a big mailbox. */
+static void
+pop3_list_run(struct commit_job *job)
+{
+	struct pop3_session *s = job->owner;
+
+	if (maildir_snapshot_take(s->work.path, s->work.max_messages,
+	    &s->work.snap) < 0)
+		s->work.error = errno;
+}
+
+static void
+pop3_list_done(struct pop3_session *s)
+{
+	struct maildir_snapshot *snap = s->work.snap;
+
+	if (s->disk_orphaned)
+		return;		/* pop3_mailbox_close frees the listing */
+	free(s->work.path);
+	s->work.path = NULL;
+	s->work.snap = NULL;
+	pop3_set_state(s, POP3_STATE_AUTHORIZATION);
+	if (snap == NULL) {
+		if (s->work.error == EFBIG) {
+			log_warnx("session=%s user=<%s> mailbox over "
+			    "pop3_max_messages (%u)", s->id, s->account,
+			    s->work.max_messages);
+			pop3_reply(s, "-ERR [SYS/PERM] Mailbox too big for "
+			    "POP3; remove messages with IMAP");
+		} else {
+			log_warnx("session=%s list the mailbox of <%s>: %s",
+			    s->id, s->account, strerror(s->work.error));
+			pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the "
+			    "mailbox");
+		}
+		close(s->lock_fd);
+		s->lock_fd = -1;
+		return;
+	}
+	s->snap = snap;
+	s->marks = xcalloc(snap->count > 0 ? snap->count : 1, 1);
+	s->n_deleted = 0;
+	s->deleted_size = 0;
+	s->n_retrieved = 0;
+	pop3_set_state(s, POP3_STATE_TRANSACTION);
+	log_info("session=%s login user=<%s> messages=%zu octets=%" PRIu64,
+	    s->id, s->account, snap->count, snap->total_size);
+	io_printf(s->io, "+OK Logged in: %zu messages (%" PRIu64
+	    " octets)\r\n", snap->count, snap->total_size);
+}
+
 void
 pop3_mailbox_open(struct pop3_session *s)
 {
 	char path[PATH_MAX];
-	struct maildir_snapshot *snap;
 	int fd;
 
 	if (maildir_path(path, sizeof(path), s->srv->mail_root,
@@ -53,33 +105,12 @@ pop3_mailbox_open(struct pop3_session *s)
 		}
 		return;
 	}
-	if (maildir_snapshot_take(path, pop3_cfg(s)->pop3_max_messages,
-	    &snap) < 0) {
-		if (errno == EFBIG) {
-			log_warnx("session=%s user=<%s> mailbox over "
-			    "pop3_max_messages (%u)", s->id, s->account,
-			    pop3_cfg(s)->pop3_max_messages);
-			pop3_reply(s, "-ERR [SYS/PERM] Mailbox too big for "
-			    "POP3; remove messages with IMAP");
-		} else {
-			log_warn("session=%s list %s", s->id, path);
-			pop3_reply(s, "-ERR [SYS/TEMP] Cannot read the "
-			    "mailbox");
-		}
-		close(fd);
-		return;
-	}
 	s->lock_fd = fd;
-	s->snap = snap;
-	s->marks = xcalloc(snap->count > 0 ? snap->count : 1, 1);
-	s->n_deleted = 0;
-	s->deleted_size = 0;
-	s->n_retrieved = 0;
-	pop3_set_state(s, POP3_STATE_TRANSACTION);
-	log_info("session=%s login user=<%s> messages=%zu octets=%" PRIu64,
-	    s->id, s->account, snap->count, snap->total_size);
-	io_printf(s->io, "+OK Logged in: %zu messages (%" PRIu64
-	    " octets)\r\n", snap->count, snap->total_size);
+	/* The thread must not read the config, which a reload replaces. */
+	memset(&s->work, 0, sizeof(s->work));
+	s->work.path = xstrdup(path);
+	s->work.max_messages = pop3_cfg(s)->pop3_max_messages;
+	pop3_disk_start(s, pop3_list_run, pop3_list_done);
 }
 
 void
@@ -90,6 +121,10 @@ pop3_mailbox_close(struct pop3_session *s)
 		s->send_fd = -1;
 	}
 	maildir_snapshot_free(&s->snap);
+	/* A listing whose session was lost meanwhile. */
+	maildir_snapshot_free(&s->work.snap);
+	free(s->work.path);
+	s->work.path = NULL;
 	free(s->marks);
 	s->marks = NULL;
 	if (s->lock_fd >= 0) {
@@ -317,40 +352,57 @@ pop3_do_rset(struct pop3_session *s, const struct pop3_command *cmd)
 	    s->snap->count, s->snap->total_size);
 }
 
-void
-pop3_mailbox_update(struct pop3_session *s)
+/*
+ * On a disk thread: the UPDATE state's renames and removals, which take
+ * seconds for 100,000 messages. The session's marks and snapshot are not
+ * touched by the event loop meanwhile.
+ */
+static void
+pop3_update_run(struct commit_job *job)
 {
-	bool *remove = NULL;
-	size_t i, seen = 0;
-	long removed = 0;
-	int remove_errno = 0;
-	char buf[128];
+	struct pop3_session *s = job->owner;
+	bool *remove;
+	size_t i;
 
 	for (i = 0; i < s->snap->count; i++) {
 		if ((s->marks[i] & (POP3_MARK_RETRIEVED | POP3_MARK_DELETED)) !=
 		    POP3_MARK_RETRIEVED || s->snap->entries[i].seen)
 			continue;
-		/* A lost seen flag is harmless: no fsync, errors logged. */
+		/* A lost seen flag is harmless: no fsync. */
 		if (maildir_snapshot_mark_seen(s->snap, i) == 0)
-			seen++;
-		else if (errno != ENOENT)
-			log_warn("session=%s mark message %zu seen", s->id,
-			    i + 1);
+			s->work.seen++;
+		else if (errno != ENOENT && s->work.seen_failed++ == 0)
+			s->work.seen_error = errno;
 	}
-	if (s->n_deleted > 0) {
-		remove = xcalloc(s->snap->count, sizeof(*remove));
-		for (i = 0; i < s->snap->count; i++)
-			remove[i] = (s->marks[i] & POP3_MARK_DELETED) != 0;
-		removed = maildir_snapshot_remove(s->snap, remove);
-		remove_errno = errno;
-		free(remove);
-	}
+	if (s->n_deleted == 0)
+		return;
+	remove = xcalloc(s->snap->count, sizeof(*remove));
+	for (i = 0; i < s->snap->count; i++)
+		remove[i] = (s->marks[i] & POP3_MARK_DELETED) != 0;
+	s->work.removed = maildir_snapshot_remove(s->snap, remove);
+	s->work.remove_error = errno;
+	free(remove);
+}
+
+static void
+pop3_update_done(struct pop3_session *s)
+{
+	char buf[128];
+
+	if (s->work.seen_failed > 0)
+		log_warnx("session=%s marking %zu messages seen failed: %s",
+		    s->id, s->work.seen_failed, strerror(s->work.seen_error));
 	log_info("session=%s logout user=<%s> retrieved=%u seen=%zu "
 	    "deleted=%zu removed=%ld", s->id, s->account, s->n_retrieved,
-	    seen, s->n_deleted, removed);
-	if (removed < 0) {
+	    s->work.seen, s->n_deleted, s->work.removed);
+	if (s->work.removed < 0)
 		log_warnx("session=%s removing deleted messages: %s", s->id,
-		    strerror(remove_errno));
+		    strerror(s->work.remove_error));
+	if (s->disk_orphaned)
+		return;
+	/* Back from DISK to a state pop3_close acts on. */
+	pop3_set_state(s, POP3_STATE_TRANSACTION);
+	if (s->work.removed < 0) {
 		pop3_close(s, "-ERR [SYS/TEMP] Some deleted messages were not "
 		    "removed");
 		return;
@@ -358,4 +410,11 @@ pop3_mailbox_update(struct pop3_session *s)
 	snprintf(buf, sizeof(buf), "+OK tegami POP3 server signing off "
 	    "(%zu messages deleted)", s->n_deleted);
 	pop3_close(s, buf);
+}
+
+void
+pop3_mailbox_update(struct pop3_session *s)
+{
+	memset(&s->work, 0, sizeof(s->work));
+	pop3_disk_start(s, pop3_update_run, pop3_update_done);
 }

@@ -38,11 +38,12 @@ pop3_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 void
 pop3_server_init(struct pop3_server *srv, struct event_base *base,
-    struct tegami_config *cfg)
+    struct tegami_config *cfg, struct commit_pool *commit)
 {
 	memset(srv, 0, sizeof(*srv));
 	srv->base = base;
 	srv->cfg = cfg;
+	srv->commit = commit;
 	TAILQ_INIT(&srv->sessions);
 	random_bytes(&srv->next_session_id, sizeof(srv->next_session_id));
 	/* Apart from the SMTP sessions' ids: a different top bit. */

@@ -39,6 +39,8 @@ struct pop3_listener {
 
 TAILQ_HEAD(pop3_session_list, pop3_session);
 
+struct commit_pool;
+
 struct pop3_server {
 	struct event_base *base;
 	/* Not owned: the front swaps them on reload. Sessions must not keep
@@ -46,6 +48,7 @@ struct pop3_server {
 	struct tegami_config *cfg;
 	struct tls_server *tls;		/* NULL: no certificate, no STLS */
 	struct auth_client *auth;	/* NULL: every login is [SYS/TEMP] */
+	struct commit_pool *commit;	/* the front's disk threads */
 	struct pop3_listener listeners[POP3_SERVICES];
 	size_t n_listeners;
 	char mail_root[PATH_MAX];	/* STATE/mail */
@@ -59,7 +62,7 @@ struct pop3_server {
 
 /* Sets up the services; nothing is accepted before pop3_server_listen. */
 void pop3_server_init(struct pop3_server *srv, struct event_base *base,
-    struct tegami_config *cfg);
+    struct tegami_config *cfg, struct commit_pool *commit);
 
 /* Accepts connections for service on listen_fd (already listening). */
 void pop3_server_listen(struct pop3_server *srv, int listen_fd,

@@ -27,6 +27,7 @@ static const char *const pop3_state_names[] = {
 	[POP3_STATE_CHECKING] = "CHECKING",
 	[POP3_STATE_TRANSACTION] = "TRANSACTION",
 	[POP3_STATE_SENDING] = "SENDING",
+	[POP3_STATE_DISK] = "DISK",
 	[POP3_STATE_CLOSING] = "CLOSING",
 };
 
@@ -103,6 +104,11 @@ pop3_close(struct pop3_session *s, const char *reply)
 {
 	if (s->state == POP3_STATE_CLOSING)
 		return;
+	if (s->disk_busy) {
+		/* A disk thread uses the mailbox: after it. */
+		s->close_after_disk = reply;
+		return;
+	}
 	if (reply != NULL)
 		pop3_reply(s, reply);
 	pop3_login_abort(s);
@@ -124,6 +130,40 @@ pop3_free(struct pop3_session *s)
 	io_free(&s->io);
 	free(s);
 	pop3_server_session_ended(srv);
+}
+
+static void
+pop3_disk_done(struct commit_job *job)
+{
+	struct pop3_session *s = job->owner;
+
+	s->disk_busy = false;
+	s->disk_then(s);
+	if (s->disk_orphaned) {
+		pop3_free(s);
+		return;
+	}
+	if (s->close_after_disk != NULL) {
+		pop3_close(s, s->close_after_disk);
+		s->close_after_disk = NULL;
+	}
+	if (s->state != POP3_STATE_CLOSING)
+		io_resume(s->io);
+}
+
+void
+pop3_disk_start(struct pop3_session *s, void (*run)(struct commit_job *job),
+    void (*then)(struct pop3_session *s))
+{
+	memset(&s->disk, 0, sizeof(s->disk));
+	s->disk.fd = -1;
+	s->disk.owner = s;
+	s->disk.run = run;
+	s->disk.task_done = pop3_disk_done;
+	s->disk_then = then;
+	s->disk_busy = true;
+	pop3_set_state(s, POP3_STATE_DISK);
+	commit_submit(s->srv->commit, &s->disk);
 }
 
 static void
@@ -325,6 +365,7 @@ pop3_input(void *arg)
 			break;
 		case POP3_STATE_CHECKING:
 		case POP3_STATE_SENDING:
+		case POP3_STATE_DISK:
 		case POP3_STATE_CLOSING:
 			return;
 		}
@@ -338,6 +379,10 @@ pop3_io_event(void *arg, enum io_event ev)
 
 	switch (ev) {
 	case IO_EVENT_TIMEOUT:
+		/* The disk thread's work ends by itself; the client waits
+		 * for its reply. */
+		if (s->disk_busy)
+			return;
 		/* RFC 1939 3: an autologout timer ends the session without
 		 * the UPDATE state: nothing is deleted. */
 		log_info("session=%s idle timeout in state %s", s->id,
@@ -351,6 +396,12 @@ pop3_io_event(void *arg, enum io_event ev)
 		    s->state == POP3_STATE_SENDING)
 			log_info("session=%s connection lost before QUIT: "
 			    "nothing deleted", s->id);
+		if (s->disk_busy) {
+			/* Freed when the disk thread is done with it; a QUIT
+			 * in progress still completes. */
+			s->disk_orphaned = true;
+			return;
+		}
 		pop3_free(s);
 		return;
 	}

@@ -19,6 +19,7 @@
 #include "auth/sasl_exchange.h"
 #include "pop3/pop3_parse.h"
 #include "pop3/pop3_server.h"
+#include "store/commit.h"
 
 /* Input buffered from the peer: a SASL line is the longest thing read. */
 #define POP3_INPUT_MAX (POP3_SASL_LINE_MAX + 4096)
@@ -33,6 +34,8 @@ enum pop3_state {
 	POP3_STATE_CHECKING,		/* the auth process has the password */
 	POP3_STATE_TRANSACTION,		/* RFC 1939 5 */
 	POP3_STATE_SENDING,		/* RETR/TOP streaming a big message */
+	POP3_STATE_DISK,		/* a disk thread lists the mailbox
+					 * (login) or updates it (QUIT) */
 	POP3_STATE_CLOSING,
 };
 
@@ -72,6 +75,30 @@ struct pop3_session {
 	int send_fd;
 	uint64_t send_left;		/* file bytes not yet read */
 	struct pop3_stuff stuff;
+
+	/*
+	 * POP3_STATE_DISK: the work a disk thread does for the session
+	 * (pop3_disk_start). Until it is done the session is not freed nor
+	 * its mailbox closed: a lost connection or a shutdown waits.
+	 */
+	struct commit_job disk;
+	void (*disk_then)(struct pop3_session *s);
+	bool disk_busy;
+	bool disk_orphaned;		/* the connection ended meanwhile */
+	const char *close_after_disk;	/* pop3_close asked meanwhile */
+	struct pop3_disk_work {
+		/* login: in */
+		char *path;
+		unsigned max_messages;
+		/* login: out */
+		struct maildir_snapshot *snap;
+		int error;
+		/* QUIT: out */
+		size_t seen, seen_failed;
+		int seen_error;
+		long removed;
+		int remove_error;
+	} work;
 };
 
 /* Starts a session on an accepted connection (or refuses it). */
@@ -93,6 +120,15 @@ void pop3_reply(struct pop3_session *s, const char *line);
 bool pop3_reply_error(struct pop3_session *s, const char *line);
 /* Sends reply (if not NULL) and closes after it; no UPDATE. */
 void pop3_close(struct pop3_session *s, const char *reply);
+/*
+ * Runs run(&s->disk) on a disk thread (POP3_STATE_DISK: input waits),
+ * then then(s) on the event loop, which sets the next state and replies;
+ * with s->disk_orphaned (the connection is gone) it only logs, and the
+ * session is freed after it.
+ */
+void pop3_disk_start(struct pop3_session *s,
+    void (*run)(struct commit_job *job),
+    void (*then)(struct pop3_session *s));
 
 /* pop3_login.c */
 bool pop3_login_allowed(const struct pop3_session *s);

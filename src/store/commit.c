@@ -182,6 +182,11 @@ commit_batch(struct commit_job *batch)
 	struct commit_job *job;
 	size_t i;
 
+	if (batch->run != NULL) {
+		/* A task is a batch of its own (commit_thread). */
+		batch->run(batch);
+		return;
+	}
 	/* Start write-back of every file first, so the fsyncs below overlap. */
 	for (job = batch; job != NULL; job = job->next)
 		(void)sync_file_range(job->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -231,8 +236,11 @@ commit_thread(void *arg)
 			pthread_cond_wait(&pool->wake, &pool->lock);
 		if (pool->waiting == NULL && pool->stopping)
 			break;
+		/* A task (run set) goes alone, and ends a batch of messages
+		 * before it: a long one must not hold their 250s. */
 		batch = pool->waiting;
-		for (last = batch, n = 1; last->next != NULL &&
+		for (last = batch, n = 1; batch->run == NULL &&
+		    last->next != NULL && last->next->run == NULL &&
 		    n < COMMIT_BATCH_MAX; last = last->next, n++)
 			;
 		pool->waiting = last->next;
@@ -274,7 +282,10 @@ commit_done_cb(evutil_socket_t fd, short what, void *arg)
 		list = list->next;
 		job->next = NULL;
 		pool->pending--;
-		pool->done(job);
+		if (job->task_done != NULL)
+			job->task_done(job);
+		else
+			pool->done(job);
 	}
 }
 

@@ -6,6 +6,10 @@
  * the queue for remote recipients), fsync every directory touched by the
  * whole batch once, unlink the spool file. Only then is the job reported
  * done, and only then may the session answer 250.
+ *
+ * The same threads run the other disk work of a front that could hold
+ * its event loop for long (POP3's mailbox listing at login and its
+ * renames and removals at QUIT): a job with run set is such a task.
  */
 #ifndef TEGAMI_COMMIT_H
 #define TEGAMI_COMMIT_H
@@ -30,6 +34,14 @@ struct commit_job {
 	size_t envelope_len;
 	char *hostname;		/* for Maildir names */
 	void *owner;		/* the submitter's, untouched */
+	/*
+	 * A task rather than a message: a disk thread calls run(job) and
+	 * nothing else (the fields above are unused), and task_done(job)
+	 * is called instead of the pool's done. The job stays the
+	 * submitter's memory.
+	 */
+	void (*run)(struct commit_job *job);
+	void (*task_done)(struct commit_job *job);
 
 	/* Set by the pool before the done callback. */
 	int error;		/* 0, or the errno of the first failure */
