@@ -824,6 +824,9 @@ queue_attempt_start(struct queue_server *qs, struct queue_msg *m)
 	a->now = queue_now();
 	m->attempt = a;
 	qs->attempts++;		/* queue_attempt_finished counts it out */
+	/* Out of the due heap while it runs; queue_attempt_finished puts
+	 * it back with its next time. */
+	queue_due_remove(&qs->due, m);
 	if (queue_envelope_load(qs->queue_dir, m->id, &a->env, err,
 	    sizeof(err)) < 0 ||
 	    (a->msg_fd = queue_msg_open(qs, m->id, &a->msg_size,

@@ -133,14 +133,14 @@ control_flush(struct queue_control *qc, const char *id, char *reply,
 			    "delivered now", id);
 			return;
 		}
-		m->next_attempt = 0;
+		queue_msg_due_now(qs, m);
 		queue_kick(qs);
 		log_info("queue: id=%s flush", id);
 		snprintf(reply, replysize, "ok flush %s: due now", id);
 		return;
 	}
 	TAILQ_FOREACH(m, &qs->msgs, entry)
-		m->next_attempt = 0;
+		queue_msg_due_now(qs, m);
 	control_scan(qs);
 	queue_kick(qs);
 	TAILQ_FOREACH(m, &qs->msgs, entry) {
@@ -255,7 +255,7 @@ control_bounce(struct queue_control *qc, const char *id, char *reply,
 	queue_envelope_free(&env);
 	log_info("queue: id=%s returned to the sender by the administrator: "
 	    "failed=%zu", id, n);
-	m->next_attempt = 0;
+	queue_msg_due_now(qs, m);
 	queue_attempt_start(qs, m);	/* may free m */
 	if (queue_msg_lookup(qs, id) != NULL) {
 		snprintf(reply, replysize, "error bounce %s: recorded, but the "

@@ -17,6 +17,7 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
+#include "queue/queue_due.h"
 #include "queue/queue_envelope.h"
 #include "queue/queue_routes.h"
 
@@ -34,6 +35,10 @@ struct queue_msg {
 	uint64_t next_attempt;		/* Unix seconds; 0: now */
 	struct queue_attempt *attempt;	/* running, or NULL */
 	bool gone;			/* files removed: free when idle */
+	struct queue_msg *id_next;	/* in qs->by_id's chain */
+	size_t due_i;			/* in qs->due (queue_due.h) while
+					 * waiting; QUEUE_DUE_NONE while an
+					 * attempt runs */
 };
 
 TAILQ_HEAD(queue_msg_list, queue_msg);
@@ -73,6 +78,12 @@ struct queue_server {
 	uid_t user_uid;			/* may own credential files */
 	struct queue_msg_list msgs;
 	size_t n_msgs;
+	/* The same messages by id (chained hash, a power of two of
+	 * chains) and the waiting ones by due time: a queue of 100,000
+	 * must not cost a walk over all of them per lookup or per start. */
+	struct queue_msg **by_id;
+	size_t by_id_size;
+	struct queue_due due;
 	unsigned connections;		/* outbound sessions open */
 	/* Attempts in flight, each holding its message file and envelope:
 	 * at most QUEUE_ATTEMPTS_MAX, the other due messages wait their
@@ -110,6 +121,8 @@ void queue_msg_add(struct queue_server *qs, const char *id,
 struct queue_msg *queue_msg_lookup(struct queue_server *qs, const char *id);
 /* Forgets m (its files are gone or being removed); m must be idle. */
 void queue_msg_forget(struct queue_server *qs, struct queue_msg *m);
+/* m is due now (a flush); a running attempt is not disturbed. */
+void queue_msg_due_now(struct queue_server *qs, struct queue_msg *m);
 
 /*
  * queue_pickup.c: the local submission socket of `tegami sendmail`

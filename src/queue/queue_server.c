@@ -135,12 +135,47 @@ queue_slot_release(struct queue_server *qs, const char *domain)
 
 /* ---- The messages ------------------------------------------------------ */
 
+/* FNV-1a: ids are ours, but lookups also take what an admin typed. */
+static size_t
+queue_id_hash(const struct queue_server *qs, const char *id)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+	return (size_t)(h & (qs->by_id_size - 1));
+}
+
+static void
+queue_id_insert(struct queue_server *qs, struct queue_msg *m)
+{
+	size_t i = queue_id_hash(qs, m->id);
+
+	m->id_next = qs->by_id[i];
+	qs->by_id[i] = m;
+}
+
+/* Twice the chains, every message filed again. */
+static void
+queue_id_grow(struct queue_server *qs)
+{
+	struct queue_msg *m;
+
+	free(qs->by_id);
+	qs->by_id_size = qs->by_id_size ? qs->by_id_size * 2 : 1024;
+	qs->by_id = xcalloc(qs->by_id_size, sizeof(*qs->by_id));
+	TAILQ_FOREACH(m, &qs->msgs, entry)
+		queue_id_insert(qs, m);
+}
+
 struct queue_msg *
 queue_msg_lookup(struct queue_server *qs, const char *id)
 {
 	struct queue_msg *m;
 
-	TAILQ_FOREACH(m, &qs->msgs, entry)
+	if (qs->by_id_size == 0)
+		return NULL;
+	for (m = qs->by_id[queue_id_hash(qs, id)]; m != NULL; m = m->id_next)
 		if (strcmp(m->id, id) == 0)
 			return m;
 	return NULL;
@@ -156,10 +191,23 @@ queue_msg_add(struct queue_server *qs, const char *id, uint64_t next_attempt)
 	m = xcalloc(1, sizeof(*m));
 	snprintf(m->id, sizeof(m->id), "%s", id);
 	m->next_attempt = next_attempt;
+	m->due_i = QUEUE_DUE_NONE;
 	TAILQ_INSERT_TAIL(&qs->msgs, m, entry);
 	qs->n_msgs++;
+	if (qs->n_msgs > qs->by_id_size)
+		queue_id_grow(qs);	/* files m too */
+	else
+		queue_id_insert(qs, m);
+	queue_due_push(&qs->due, m);
 	if (next_attempt <= queue_now())
 		queue_kick(qs);
+}
+
+void
+queue_msg_due_now(struct queue_server *qs, struct queue_msg *m)
+{
+	m->next_attempt = 0;
+	queue_due_update(&qs->due, m);
 }
 
 void
@@ -173,6 +221,12 @@ queue_kick(struct queue_server *qs)
 static void
 queue_msg_free(struct queue_server *qs, struct queue_msg *m)
 {
+	struct queue_msg **p = &qs->by_id[queue_id_hash(qs, m->id)];
+
+	while (*p != m)
+		p = &(*p)->id_next;
+	*p = m->id_next;
+	queue_due_remove(&qs->due, m);
 	TAILQ_REMOVE(&qs->msgs, m, entry);
 	qs->n_msgs--;
 	free(m);
@@ -193,6 +247,8 @@ queue_attempt_finished(struct queue_server *qs, struct queue_msg *m,
 	qs->attempts--;
 	if (gone)
 		queue_msg_free(qs, m);
+	else
+		queue_due_push(&qs->due, m);
 	/* A place is free: the next due message need not wait a tick. */
 	if (qs->attempts_capped)
 		queue_kick(qs);
@@ -322,13 +378,11 @@ queue_reload_routes(struct queue_server *qs, const char *why)
 static void
 queue_start_due(struct queue_server *qs, uint64_t now)
 {
-	struct queue_msg *m, *next;
+	struct queue_msg *m;
 
 	qs->attempts_capped = false;
-	for (m = TAILQ_FIRST(&qs->msgs); m != NULL; m = next) {
-		next = TAILQ_NEXT(m, entry);
-		if (m->attempt != NULL || m->next_attempt > now)
-			continue;
+	while ((m = queue_due_first(&qs->due)) != NULL &&
+	    m->next_attempt <= now) {
 		if (qs->attempts >= QUEUE_ATTEMPTS_MAX) {
 			qs->attempts_capped = true;
 			return;
@@ -478,7 +532,7 @@ queue_signal_cb(evutil_socket_t sig, short what, void *arg)
 		/* `tegami queue flush`: every message is due now. */
 		log_info("queue: flush");
 		TAILQ_FOREACH(m, &qs->msgs, entry)
-			m->next_attempt = 0;
+			queue_msg_due_now(qs, m);
 		queue_scan(qs);
 		return;
 	}
@@ -606,6 +660,8 @@ queue_server_main(const char *config_path, int auth_fd,
 	dns_resolver_free(&qs.dns);
 	while (!TAILQ_EMPTY(&qs.msgs))
 		queue_msg_free(&qs, TAILQ_FIRST(&qs.msgs));
+	queue_due_free(&qs.due);
+	free(qs.by_id);
 	SSL_CTX_free(qs.tls_ctx);
 	if (qs.routes != qs.routes_start)
 		queue_routes_free(&qs.routes);
