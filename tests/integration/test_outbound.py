@@ -8,14 +8,13 @@ import email
 import email.policy
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 import tegami_harness as th
+from fake_mx import FakeMX
 from tegami_harness import expect
 
 A_IP, B_IP = "127.0.0.2", "127.0.0.3"
@@ -173,77 +172,10 @@ def test_bounce_of_a_bounce_is_never_sent(servers):
     assert len(th.all_mail_files(a.dir)) == before
 
 
-class FakePeer:
-    """An SMTP server on PEER_IP:25 (a thread): the n-th connection gets
-    replies[n] for RCPT ("250 ..." or a 4xx/5xx line), the last entry for
-    every later one; accepted messages are kept in .messages."""
-
-    def __init__(self, rcpt_replies):
-        self.rcpt_replies = list(rcpt_replies)
-        self.connections = 0
-        self.messages = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((PEER_IP, 25))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            n = self.connections
-            self.connections += 1
-            reply = self.rcpt_replies[min(n, len(self.rcpt_replies) - 1)]
-            try:
-                self.serve(conn, reply)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    def serve(self, conn, rcpt_reply):
-        conn.settimeout(th.HANG)
-        f = conn.makefile("rb")
-        conn.sendall(b"220 mx.peer.test ESMTP fake\r\n")
-        data = None
-        while True:
-            line = f.readline()
-            if not line:
-                return
-            cmd = line[:4].upper()
-            if data is not None:
-                if line == b".\r\n":
-                    self.messages.append(b"".join(data))
-                    data = None
-                    conn.sendall(b"250 2.0.0 accepted\r\n")
-                else:
-                    data.append(line)
-                continue
-            if cmd == b"EHLO":
-                conn.sendall(b"250-mx.peer.test\r\n250 8BITMIME\r\n")
-            elif cmd == b"RCPT":
-                conn.sendall(rcpt_reply.encode() + b"\r\n")
-            elif cmd == b"DATA":
-                data = []
-                conn.sendall(b"354 go on\r\n")
-            elif cmd == b"QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 ok\r\n")
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
-        self.thread.join(5)
+def FakePeer(rcpt_replies):
+    """A fake MX for peer.test (fake_mx.py) answering RCPT with
+    rcpt_replies[n] on the n-th connection."""
+    return FakeMX(PEER_IP, "mx.peer.test", rcpt_replies)
 
 
 def test_temporary_failure_is_retried(servers):

@@ -8,15 +8,13 @@
 # server (tests/dns_server.py) as A's resolver.
 import os
 import pwd
-import socket
-import ssl
 import subprocess
-import threading
 import time
 
 import pytest
 
 import tegami_harness as th
+from fake_mx import FakeMX
 from tegami_harness import expect
 
 A_IP = "127.0.0.31"       # the sender
@@ -187,102 +185,10 @@ def token(name):
     return b"%s-%d" % (name.encode(), time.monotonic_ns())
 
 
-class FakePeer:
-    """An SMTP server on F_IP:25 in a thread that offers STARTTLS and then,
-    by mode: "garbage" answers 220 and sends bytes that are no TLS record;
-    "refuse" answers 454; "tls" does a real handshake with cert/key (a
-    self-signed certificate nobody trusts). Messages sent in plaintext or
-    over TLS are accepted. conns holds each connection's commands."""
-
-    def __init__(self, mode, cert=None, key=None):
-        self.mode = mode
-        self.ctx = None
-        if mode == "tls":
-            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.ctx.load_cert_chain(cert, key)
-        self.conns = []
-        self.messages = []
-        self.tls_errors = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((F_IP, 25))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            cmds = []
-            self.conns.append(cmds)
-            try:
-                conn.settimeout(th.HANG)
-                self.serve(conn, cmds)
-            except (OSError, ssl.SSLError) as e:
-                cmds.append("!" + type(e).__name__)
-            finally:
-                conn.close()
-
-    def serve(self, conn, cmds):
-        f = conn.makefile("rb")
-        conn.sendall(b"220 mx.f.test ESMTP fake\r\n")
-        data = None
-        while True:
-            line = f.readline()
-            if not line:
-                return
-            if data is not None:
-                if line == b".\r\n":
-                    self.messages.append(b"".join(data))
-                    data = None
-                    conn.sendall(b"250 2.0.0 accepted\r\n")
-                else:
-                    data.append(line)
-                continue
-            cmd = line.strip().decode("latin-1")
-            cmds.append(cmd)
-            verb = cmd.split(" ")[0].upper()
-            if verb == "EHLO":
-                conn.sendall(b"250-mx.f.test\r\n250-STARTTLS\r\n"
-                             b"250 8BITMIME\r\n")
-            elif verb == "STARTTLS" and self.mode == "refuse":
-                conn.sendall(b"454 4.7.0 TLS not available right now\r\n")
-            elif verb == "STARTTLS" and self.mode == "garbage":
-                conn.sendall(b"220 2.0.0 go ahead\r\n")
-                time.sleep(0.2)     # after the client's ClientHello
-                conn.sendall(b"this is not a TLS record at all\r\n" * 4)
-                time.sleep(0.5)
-                return
-            elif verb == "STARTTLS":
-                conn.sendall(b"220 2.0.0 go ahead\r\n")
-                try:
-                    conn = self.ctx.wrap_socket(conn, server_side=True)
-                except (ssl.SSLError, OSError) as e:
-                    self.tls_errors.append(str(e))
-                    cmds.append("!TLSFAIL")
-                    return
-                cmds.append("!TLS")
-                f = conn.makefile("rb")
-            elif verb == "DATA":
-                data = []
-                conn.sendall(b"354 go on\r\n")
-            elif verb == "QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 ok\r\n")
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
-        self.thread.join(5)
+def FakePeer(starttls, cert=None, key=None):
+    """A fake MX for f.test (fake_mx.py) whose STARTTLS works ("tls"), is
+    refused ("refuse") or breaks ("garbage")."""
+    return FakeMX(F_IP, "mx.f.test", starttls=starttls, cert=cert, key=key)
 
 
 def self_signed(tmp_path, cn):
