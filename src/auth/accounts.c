@@ -449,24 +449,11 @@ hash_scheme(const char *h, size_t len)
 	return -1;
 }
 
-/* Copies n bytes of untrusted text for an error message: at most
- * SCHEME_SHOWN_MAX of them, anything but visible ASCII shown as '?'. */
+/* Untrusted text in an error message (shown_text): the start of it. */
 static const char *
 shown(const char *s, size_t n, char *out, size_t outsize)
 {
-	size_t i, max = n < SCHEME_SHOWN_MAX ? n : SCHEME_SHOWN_MAX;
-
-	if (max + 4 > outsize)
-		max = outsize - 4;
-	for (i = 0; i < max; i++)
-		out[i] = (unsigned char)s[i] > ' ' &&
-		    (unsigned char)s[i] < 0x7f ? s[i] : '?';
-	if (max < n) {
-		memcpy(out + i, "...", 3);
-		i += 3;
-	}
-	out[i] = '\0';
-	return out;
+	return shown_text(s, n, SCHEME_SHOWN_MAX, out, outsize);
 }
 
 /* The "$id$" prefix of a crypt(3) string, for messages. */

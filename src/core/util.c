@@ -228,3 +228,26 @@ set_err(char *err, size_t errsize, const char *fmt, ...)
 	vsnprintf(err, errsize, fmt, ap);
 	va_end(ap);
 }
+
+const char *
+shown_text(const char *s, size_t len, size_t max, char *out, size_t outsize)
+{
+	size_t i, n = len < max ? len : max;
+
+	if (outsize < 4) {
+		if (outsize > 0)
+			out[0] = '\0';
+		return out;
+	}
+	if (n > outsize - 4)
+		n = outsize - 4;
+	for (i = 0; i < n; i++)
+		out[i] = (unsigned char)s[i] >= 0x20 &&
+		    (unsigned char)s[i] < 0x7f ? s[i] : '?';
+	if (n < len) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+	return out;
+}

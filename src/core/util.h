@@ -48,6 +48,14 @@ void set_err(char *err, size_t errsize, const char *fmt, ...)
  * Returns 0, or -1 (ENAMETOOLONG) if it did not fit in out. */
 int path_dirname(const char *path, char *out, size_t outsize);
 
+/*
+ * Untrusted bytes for an error message: at most max of them (then
+ * "..."), anything but printable ASCII shown as '?', cut to fit outsize
+ * (which should be max + 4). Returns out.
+ */
+const char *shown_text(const char *s, size_t len, size_t max, char *out,
+    size_t outsize);
+
 /* Fills buf with n random bytes from getrandom(2); aborts on failure. */
 void random_bytes(void *buf, size_t n);
 

@@ -39,23 +39,11 @@ ascii_lower(char c)
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-/* Untrusted bytes for a message: printable ASCII, others as '?', cut. */
+/* Untrusted bytes for a message (shown_text). */
 static const char *
 shown(const char *s, size_t len, char *buf, size_t bufsize)
 {
-	size_t i, n = len < ROUTES_SHOWN_MAX ? len : ROUTES_SHOWN_MAX;
-
-	if (n > bufsize - 4)
-		n = bufsize - 4;
-	for (i = 0; i < n; i++)
-		buf[i] = (unsigned char)s[i] >= 0x20 &&
-		    (unsigned char)s[i] < 0x7f ? s[i] : '?';
-	if (n < len) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
+	return shown_text(s, len, ROUTES_SHOWN_MAX, buf, bufsize);
 }
 
 /* ---- relay_host syntax ------------------------------------------------- */
