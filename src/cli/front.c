@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,14 @@ front_main(const char *config_path, unsigned slot,
 	f.base = event_base_new();
 	if (f.base == NULL)
 		fatalx("event_base_new failed");
+	/*
+	 * One malloc arena for the disk threads and the loop: a POP3
+	 * listing made on a disk thread is freed by the loop, and with an
+	 * arena per thread each thread's arena would keep the memory of the
+	 * biggest mailbox it listed (measured: 14 MB instead of 8 MB after
+	 * two logins to 100,000 messages). The threads allocate little.
+	 */
+	mallopt(M_ARENA_MAX, 1);
 	f.commit = commit_pool_new(f.base, cfg->disk_threads,
 	    front_commit_done);
 	/* No connection is accepted before the first account list. */

@@ -43,6 +43,9 @@
  * SMTP_CLIENT_BLOCK_SIZE. */
 #define SMTP_CLIENT_BDAT_RAW	((SMTP_CLIENT_BLOCK_SIZE - 3) / 2)
 #define SMTP_CLIENT_INPUT_MAX	65536	/* replies buffered, unread */
+/* BDAT chunks sent ahead of their replies when the peer offers
+ * PIPELINING (RFC 3030 4.2): one round trip per window, not per chunk. */
+#define SMTP_CLIENT_BDAT_WINDOW	4
 #define SMTP_CLIENT_ADDR_MAX	900	/* an address in MAIL or RCPT */
 #define SMTP_CLIENT_AUTH_MAX	1024	/* user plus password */
 
@@ -56,7 +59,7 @@ enum client_state {
 	CS_AUTH,
 	CS_TXN,			/* replies to MAIL, RCPT..., DATA */
 	CS_CONTENT,		/* streaming the message */
-	CS_BDAT,		/* a BDAT chunk sent, its reply awaited */
+	CS_BDAT,		/* BDAT chunks sent, their replies awaited */
 	CS_FINAL,		/* the reply after the final dot or LAST */
 	CS_DOT_ONLY,		/* 354 with no recipient: "." sent alone */
 	CS_QUIT,
@@ -116,6 +119,10 @@ struct smtp_client {
 
 	struct smtp_client_dotstuff stuff;
 	uint64_t data_off;
+	unsigned bdat_unanswered;	/* chunks sent, reply not read yet */
+	bool bdat_last_sent;
+	bool bdat_refused;		/* a chunk was refused: the replies
+					 * still due are read and ignored */
 	char *block;
 	char *chunk;			/* BDAT: one repaired chunk */
 	struct evbuffer_cb_entry *drain_cb;	/* data_block on progress */
@@ -1141,34 +1148,43 @@ client_read_block(struct smtp_client *c, size_t max)
 }
 
 /*
- * The next BDAT chunk (RFC 3030 2): at most SMTP_CLIENT_BLOCK_SIZE bytes
- * with line ends repaired as for DATA but not dot-stuffed, and no final
- * dot; the last one (or "BDAT 0 LAST" for an empty message) says LAST.
- * Chunks go one at a time, each after the reply to the one before.
+ * Sends the next BDAT chunk (RFC 3030 2): at most SMTP_CLIENT_BLOCK_SIZE
+ * bytes with line ends repaired as for DATA but not dot-stuffed, and no
+ * final dot; the last one (or "BDAT 0 LAST" for an empty message) says
+ * LAST. false when reading the message failed the session.
  */
-static void
+static bool
 client_send_chunk(struct smtp_client *c)
 {
 	size_t n = 0;
 	ssize_t got;
-	bool last;
 
 	if (c->data_off < c->p.msg_size) {
 		/* On a failure LAST is never sent: the peer drops it. */
 		if ((got = client_read_block(c, SMTP_CLIENT_BDAT_RAW)) < 0)
-			return;
+			return false;
 		n = smtp_client_crlf(&c->stuff, c->block, (size_t)got,
 		    c->chunk);
 		c->data_off += (uint64_t)got;
 	}
-	last = c->data_off >= c->p.msg_size;
-	if (last)
+	c->bdat_last_sent = c->data_off >= c->p.msg_size;
+	if (c->bdat_last_sent)
 		n += smtp_client_crlf_end(&c->stuff, c->chunk + n);
-	client_printf(c, "BDAT %zu%s\r\n", n, last ? " LAST" : "");
+	client_printf(c, "BDAT %zu%s\r\n", n, c->bdat_last_sent ? " LAST" :
+	    "");
 	if (n > 0 && evbuffer_add(bufferevent_get_output(c->bev), c->chunk,
 	    n) < 0)
 		fatalx("evbuffer_add failed");
-	if (last) {
+	c->bdat_unanswered++;
+	return true;
+}
+
+/* What the next reply answers: LAST (the final reply) or a chunk. */
+static void
+client_bdat_wait(struct smtp_client *c)
+{
+	if (!c->bdat_refused && c->bdat_last_sent &&
+	    c->bdat_unanswered == 1) {
 		client_stop_drain_cb(c);
 		client_set_state(c, CS_FINAL);
 		client_wait(c, "the reply to BDAT LAST",
@@ -1177,6 +1193,18 @@ client_send_chunk(struct smtp_client *c)
 		client_set_state(c, CS_BDAT);
 		client_wait(c, "the reply to BDAT", c->p.timeouts.data_block);
 	}
+}
+
+/* Chunks up to the window (one without PIPELINING), then waits. */
+static void
+client_bdat_fill(struct smtp_client *c)
+{
+	unsigned window = c->pipelining ? SMTP_CLIENT_BDAT_WINDOW : 1;
+
+	while (!c->bdat_last_sent && c->bdat_unanswered < window)
+		if (!client_send_chunk(c))
+			return;
+	client_bdat_wait(c);
 }
 
 /* Anything buffered after the reply just read answers nothing we sent;
@@ -1200,14 +1228,18 @@ client_start_bdat(struct smtp_client *c)
 		c->block = xmalloc(SMTP_CLIENT_BLOCK_SIZE);
 	if (c->chunk == NULL)
 		c->chunk = xmalloc(SMTP_CLIENT_BLOCK_SIZE);
-	log_debug("smtp_client: peer=%s content by BDAT", c->peer);
+	log_debug("smtp_client: peer=%s content by BDAT%s", c->peer,
+	    c->pipelining ? ", pipelined" : "");
 	smtp_client_dotstuff_init(&c->stuff);
 	c->data_off = 0;
+	c->bdat_unanswered = 0;
+	c->bdat_last_sent = false;
+	c->bdat_refused = false;
 	c->drain_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
 	    client_drained, c);
 	if (c->drain_cb == NULL)
 		fatalx("evbuffer_add_cb failed");
-	client_send_chunk(c);
+	client_bdat_fill(c);
 }
 
 /* The reply to a BDAT chunk other than the last. */
@@ -1217,9 +1249,21 @@ client_bdat_reply(struct smtp_client *c, const struct smtp_reply *r)
 	int class = r->code / 100;
 	char sum[400];
 
+	c->bdat_unanswered--;
+	if (c->bdat_refused) {
+		/* RFC 3030 2: the transaction failed already; these answer
+		 * chunks that were on their way. */
+		if (c->bdat_unanswered == 0)
+			client_quit(c);
+		else
+			client_bdat_wait(c);
+		return;
+	}
 	if (class == 2) {
-		if (client_input_clean(c))
-			client_send_chunk(c);
+		/* More input is fine while more replies are due. */
+		if (c->bdat_unanswered == 0 && !client_input_clean(c))
+			return;
+		client_bdat_fill(c);
 		return;
 	}
 	smtp_reply_summary(r, sum, sizeof(sum));
@@ -1229,11 +1273,16 @@ client_bdat_reply(struct smtp_client *c, const struct smtp_reply *r)
 		return;
 	}
 	/* RFC 3030 2: a refused chunk ends the transaction; what the
-	 * reply says holds for every recipient, as after DATA. */
+	 * reply says holds for every recipient, as after DATA. No chunk
+	 * follows; the replies to those already sent are read first. */
 	client_stop_drain_cb(c);
 	client_decide_by_reply(c, r, RS_ACCEPTED);
 	client_set_error(c, "BDAT refused by %s: %s", c->peer, sum);
-	client_quit(c);
+	c->bdat_refused = true;
+	if (c->bdat_unanswered == 0)
+		client_quit(c);
+	else
+		client_bdat_wait(c);
 }
 
 static void

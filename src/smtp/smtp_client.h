@@ -154,11 +154,13 @@ typedef void (*smtp_client_cb)(void *arg,
  *   a missing final CR LF is added (RFC 5321 2.3.8; security-tests.md
  *   43); after DATA lines are dot-stuffed (4.5.2).
  * - When EHLO offers CHUNKING the content goes by BDAT (RFC 3030) once
- *   every RCPT is answered: chunks of at most 64 KiB, one at a time
- *   (each waits for its 250, with data_block), the last with LAST
- *   (its reply with data_final decides as the reply to the final dot
- *   does). A 4xx/5xx to an earlier chunk decides the same way and ends
- *   the transaction.
+ *   every RCPT is answered: chunks of at most 64 KiB, the last with
+ *   LAST (its reply with data_final decides as the reply to the final
+ *   dot does). With PIPELINING too, up to 4 chunks go ahead of their
+ *   replies (RFC 3030 4.2), else one at a time; each reply waits with
+ *   data_block. A 4xx/5xx to an earlier chunk decides the same way and
+ *   ends the transaction: no chunk follows, and the replies to chunks
+ *   already sent are read before QUIT.
  * - A recipient (or sender) holding a control byte is never sent: that
  *   recipient (or every one) is PERMFAIL 5.1.3 (5.1.7) at once.
  * - SMTP_TLS_DANE calls SSL_CTX_dane_enable(tls_ctx) itself (it does

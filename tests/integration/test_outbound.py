@@ -56,8 +56,11 @@ def make_server(ip, domain, hostname, users, resolver, extra=()):
 
 @pytest.fixture(scope="module")
 def servers(dns):
-    a = make_server(A_IP, "a.test", "mx.a.test", {ALICE: ALICE_PW}, dns)
     b = make_server(B_IP, "b.test", "mx.b.test", {BOB: BOB_PW}, dns)
+    # a trusts b's private CA (the root b's users import), so that its
+    # deliveries to b are verified, not only encrypted
+    a = make_server(A_IP, "a.test", "mx.a.test", {ALICE: ALICE_PW}, dns,
+                    extra=["tls_trust_file = %s" % b.root_pem()])
     yield a, b
     for s in (a, b):
         s.stop()
@@ -106,12 +109,43 @@ def test_user_of_one_server_mails_a_user_of_the_other(servers):
     assert b"[127.0.0.2]" in text
     assert text.count(b"Return-Path:") == 1
     assert text.startswith(b"Return-Path: <alice@a.test>\r\n")
-    a.wait_log(r"to=<bob@b\.test> relay=mx\.b\.test delivered status=2")
-    assert "tls=TLSv1.3" in a.log_text()
+    # STARTTLS, and b's certificate verified for mx.b.test
+    a.wait_log(r"to=<bob@b\.test> relay=mx\.b\.test delivered status=2\S* "
+               r"tls=TLSv1\.3 \S+ verified \"250 ")
     deadline = time.monotonic() + th.HANG
     while queue_files(a) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert queue_files(a) == []
+
+
+def test_a_big_message_goes_in_pipelined_bdat_chunks(servers):
+    """1.5 MB from a to b: b offers CHUNKING and PIPELINING, so a sends
+    BDAT chunks several at a time over verified TLS; b stores the exact
+    bytes, every line of them, and a's next message to b reuses the
+    connection."""
+    a, b = servers
+    token = b"BIGBDAT-%d" % time.monotonic_ns()
+    lines = [b"%s line %06d %s" % (token, i, b"x" * 60)
+             for i in range(20000)]
+    lines[100] = b"." + lines[100]         # dot lines are content in BDAT
+    lines[200] = b"."
+    body = b"Subject: big\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
+    # over DATA the dot lines are stuffed; b stores them unstuffed
+    wire = body.replace(b"\r\n.", b"\r\n..")
+    submit(a, ALICE, ALICE_PW, ALICE, [BOB], wire)
+    (path,) = wait_for_mail(b, token + b" line 019999")
+    text = th.read(path)
+    # a added Date: and Message-ID: to the header section at submission
+    assert text.split(b"\r\n\r\n", 1)[1] == \
+        body.split(b"\r\n\r\n", 1)[1], len(text)
+    a.wait_log(r"to=<bob@b\.test> relay=mx\.b\.test delivered status=2\S* "
+               r"tls=TLSv1\.3 \S+ verified")
+    token2 = b"AFTERBIG-%d" % time.monotonic_ns()
+    submit(a, ALICE, ALICE_PW, ALICE, [BOB],
+           b"Subject: after\r\n\r\n" + token2 + b"\r\n")
+    wait_for_mail(b, token2)
+    a.wait_log(r"to=<bob@b\.test> relay=mx\.b\.test delivered .* "
+               r"conn_use=[2-9]")
 
 
 def read_bounce(srv, token):

@@ -1182,6 +1182,42 @@ test_bdat_big(bool tls)
 	free(rec);
 }
 
+/*
+ * RFC 3030 4.2: with PIPELINING, 4 chunks go out before their replies;
+ * without it, one. A peer that never answers a chunk shows how many the
+ * client sent before it waited (then the data_block timeout).
+ */
+static void
+test_bdat_pipelined_window(void)
+{
+	struct smtp_client_params p;
+	struct bdat_rec b;
+	struct peer pe;
+	struct run run;
+	char *rec, *m;
+	size_t len;
+	int fd, pipe;
+
+	m = big_message(400000, &len);
+	fd = msg_file(m, len);
+	for (pipe = 0; pipe < 2; pipe++) {
+		params_init(&p, 0, rcpts3, 1);
+		p.msg_fd = fd;
+		p.msg_size = len;
+		p.timeouts.data_block = 1;
+		rec = session(pipe ? "{" EHLO_CHUNKING_PIPE ", 'bdat': null}" :
+		    "{" EHLO_CHUNKING ", 'bdat': null}", &p, &run, &pe);
+		check_all(&run, 1, SMTP_RCPT_TEMPFAIL, 0);
+		CHECK(run.res.try_next_host);
+		CHECK(strstr(run.res.error, "reply to BDAT") != NULL);
+		rec_bdat(rec, &b);
+		CHECK(b.n == (pipe ? 4 : 1) && b.n_last == 0);
+		free(rec);
+	}
+	close(fd);
+	free(m);
+}
+
 static void
 test_bdat_big_plain(void)
 {
@@ -1246,8 +1282,13 @@ test_bdat_refused(void)
 	rec = session("{" EHLO_CHUNKING_PIPE ", 'bdat': '452 4.3.1 full'}",
 	    &p, &run, &pe);
 	check_all(&run, 2, SMTP_RCPT_TEMPFAIL, 452);
+	/* Pipelined: the window went out before the first reply, nothing
+	 * after it, and every reply was read before QUIT. */
 	rec_bdat(rec, &b);
-	CHECK(b.n == 1 && b.n_last == 0);
+	CHECK(b.n == 4 && b.n_last == 0);
+	CHECK(rec_has(rec, ": QUIT\n"));
+	CHECK(run.res.error[0] != '\0' &&
+	    strstr(run.res.error, "452 4.3.1 full") != NULL);
 	free(rec);
 
 	/* 421 to a chunk: the server is going away. */
@@ -2791,6 +2832,7 @@ main(void)
 	UNIT_RUN(test_bdat_big_plain);
 	UNIT_RUN(test_bdat_big_tls);
 	UNIT_RUN(test_bdat_refused);
+	UNIT_RUN(test_bdat_pipelined_window);
 	UNIT_RUN(test_bdat_breaks);
 	UNIT_RUN(test_421);
 	UNIT_RUN(test_greeting_refused);
