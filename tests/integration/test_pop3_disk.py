@@ -26,16 +26,19 @@ def one_front(server_factory):
         "workers = 1", "pop3_plaintext_loopback = yes"])
 
 
-def fill(srv, addr, n, prefix):
-    """n small messages straight into new/ (names with ,S= and ,W=, as
-    tegami writes them), owned like the mailbox."""
+def fill(srv, addr, n, prefix, sized=True):
+    """n small messages straight into new/, owned like the mailbox; with
+    sized, names with ,S= and ,W= as tegami writes them, else names
+    without sizes (as other programs write them: the listing then reads
+    every file, which makes it take a while)."""
     p3.ensure_maildir(srv, addr)
     uid, gid = p3.mailbox_owner(srv, addr)
     new = os.path.join(srv.maildir(addr), "new")
     body = b"Subject: x\r\n\r\nx\r\n"
+    sizes = ",S=%d,W=%d" % (len(body), len(body)) if sized else ""
     for i in range(n):
-        path = os.path.join(new, "1700000000.M%dP%s%dQ1.fill.test,S=%d,W=%d"
-                            % (i, prefix, os.getpid(), len(body), len(body)))
+        path = os.path.join(new, "1700000000.M%dP%s%dQ1.fill.test%s"
+                            % (i, prefix, os.getpid(), sizes))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.write(fd, body)
         os.fchown(fd, uid, gid)
@@ -100,11 +103,17 @@ def test_connection_lost_during_quit_and_login(one_front):
     th.wait_until(lambda: count_new(srv, ALICE) == 0,
                   what="the removals of the QUIT")
 
-    fill(srv, ALICE, MANY, "c")
+    # unsized names: listing 40,000 files takes a good part of a second,
+    # and the client goes as soon as the password was accepted
+    fill(srv, ALICE, MANY, "c", sized=False)
     before = srv.log_text().count("disconnect errors=")
+    authenticated = "authenticated user=<%s>" % ALICE
+    logins = srv.log_text().count(authenticated)
     c = POP3Conn(srv)
     expect(c.cmd("USER " + ALICE), "+OK")
     c.send(b"PASS %s\r\n" % th.DEFAULT_USERS[ALICE].encode())
+    th.wait_until(lambda: srv.log_text().count(authenticated) > logins,
+                  what="the password check")
     c.close()
     th.wait_until(lambda: srv.log_text().count("disconnect errors=") >
                   before, timeout=60, what="the lost session's end")
