@@ -32,7 +32,6 @@ TAILQ_HEAD(conn_list, conn_entry);
 struct queue_conncache {
 	struct event_base *base;
 	struct conn_list conns;		/* the most recently kept last */
-	size_t n;
 	size_t max_idle, max_idle_per_key;
 };
 
@@ -53,7 +52,6 @@ static void
 entry_free(struct conn_entry *e)
 {
 	TAILQ_REMOVE(&e->cache->conns, e, entry);
-	e->cache->n--;
 	event_free(e->idle_timer);
 	free(e->key);
 	free(e);
@@ -197,7 +195,6 @@ queue_conncache_put(struct queue_conncache *cache, const char *key,
 	if (e->idle_timer == NULL)
 		fatalx("evtimer_new failed");
 	TAILQ_INSERT_TAIL(&cache->conns, e, entry);
-	cache->n++;
 	smtp_client_park(c, entry_closed_cb, e);
 	if (idle >= cache->max_idle || idle_key >= cache->max_idle_per_key ||
 	    now >= born + QUEUE_CONNCACHE_LIFE_SECS) {
@@ -205,10 +202,4 @@ queue_conncache_put(struct queue_conncache *cache, const char *key,
 		return;
 	}
 	evtimer_add(e->idle_timer, &tv);
-}
-
-size_t
-queue_conncache_size(const struct queue_conncache *cache)
-{
-	return cache->n;
 }

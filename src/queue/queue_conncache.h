@@ -52,7 +52,4 @@ struct smtp_client *queue_conncache_take(struct queue_conncache *cache,
 void queue_conncache_put(struct queue_conncache *cache, const char *key,
     struct smtp_client *c, uint64_t born, uint64_t now);
 
-/* Connections kept (idle or saying QUIT), for tests and logs. */
-size_t queue_conncache_size(const struct queue_conncache *cache);
-
 #endif
