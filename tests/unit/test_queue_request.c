@@ -143,7 +143,7 @@ test_control_bad_ids(void)
 		"flush " ID "x",
 		"flush -123456789ABCDEF",
 		"flush 0x23456789ABCDEF",
-		"flush 01234567\xff" "9ABCDEF",
+		("flush 01234567\xff" "9ABCDEF"),	/* \xff, then hex */
 		"bounce ../../../etc/pa",		/* 16 bytes, a path */
 		"bounce 0123456789ABCDEF.env",
 	};
