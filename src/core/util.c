@@ -3,6 +3,7 @@
  */
 #include "core/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -249,5 +250,27 @@ shown_text(const char *s, size_t len, size_t max, char *out, size_t outsize)
 		n += 3;
 	}
 	out[n] = '\0';
+	return out;
+}
+
+const char *
+sockaddr_text(const struct sockaddr *sa, char *out, size_t outsize)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa != NULL && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, outsize, "%s:%u", host,
+		    (unsigned)ntohs(s4->sin_port));
+	} else if (sa != NULL && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, outsize, "[%s]:%u", host,
+		    (unsigned)ntohs(s6->sin6_port));
+	} else
+		snprintf(out, outsize, "?");
 	return out;
 }

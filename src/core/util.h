@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 /* Allocation failures are fatal: a mail server that cannot allocate a few
@@ -54,6 +56,12 @@ int path_dirname(const char *path, char *out, size_t outsize);
  * (which should be max + 4). Returns out.
  */
 const char *shown_text(const char *s, size_t len, size_t max, char *out,
+    size_t outsize);
+
+/* "192.0.2.1:25" or "[2001:db8::1]:25" for logs and keys; "?" for NULL
+ * or another family. Returns out. */
+#define SOCKADDR_TEXT_MAX (INET6_ADDRSTRLEN + 8)
+const char *sockaddr_text(const struct sockaddr *sa, char *out,
     size_t outsize);
 
 /* Fills buf with n random bytes from getrandom(2); aborts on failure. */

@@ -2,10 +2,6 @@
  * The outbound connection cache: see queue_conncache.h.
  */
 #include <sys/queue.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,38 +85,17 @@ key_add(char *key, size_t size, size_t *len, const char *s)
 		*len += (size_t)n;
 }
 
-static void
-key_add_addr(char *key, size_t size, size_t *len, const struct sockaddr *sa)
-{
-	char host[INET6_ADDRSTRLEN] = "";
-	char buf[INET6_ADDRSTRLEN + 16];
-	unsigned port = 0;
-
-	if (sa != NULL && sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)sa;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		port = ntohs(s4->sin_port);
-	} else if (sa != NULL && sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		port = ntohs(s6->sin6_port);
-	}
-	snprintf(buf, sizeof(buf), "[%s]:%u", host, port);
-	key_add(key, size, len, buf);
-}
-
 void
 queue_conncache_key(const struct smtp_client_params *p, char *key,
     size_t size)
 {
-	char policy[32];
+	char policy[32], addr[SOCKADDR_TEXT_MAX];
 	size_t len = 0;
 
 	key[0] = '\0';
-	key_add_addr(key, size, &len, p->addr);
-	key_add_addr(key, size, &len, p->source);
+	key_add(key, size, &len, sockaddr_text(p->addr, addr, sizeof(addr)));
+	key_add(key, size, &len, sockaddr_text(p->source, addr,
+	    sizeof(addr)));
 	key_add(key, size, &len, p->peer_name);
 	key_add(key, size, &len, p->helo_name);
 	snprintf(policy, sizeof(policy), "tls=%d/%d/%zu", (int)p->tls,

@@ -127,7 +127,7 @@ struct smtp_client {
 	char *chunk;			/* BDAT: one repaired chunk */
 	struct evbuffer_cb_entry *drain_cb;	/* data_block on progress */
 
-	char peer[INET6_ADDRSTRLEN + 8];	/* "[addr]:port" for messages */
+	char peer[SOCKADDR_TEXT_MAX];	/* "[addr]:port" for messages */
 	struct smtp_client_result result;
 
 	/* Idle between transactions: parked (closed_cb set) or not yet. */
@@ -439,6 +439,7 @@ static void
 client_done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_client *c = arg;
+	bool reusable;
 
 	(void)fd;
 	(void)what;
@@ -448,13 +449,11 @@ client_done_cb(evutil_socket_t fd, short what, void *arg)
 		client_free(c);
 		return;
 	}
-	if (c->state == CS_IDLE) {
-		/* reusable: the owner has c now and hands it on. */
-		c->cb(c->cb_arg, &c->result);
-		return;
-	}
+	/* Reusable (idle): cb's caller owns c from then on. */
+	reusable = c->state == CS_IDLE;
 	c->cb(c->cb_arg, &c->result);
-	client_free(c);
+	if (!reusable)
+		client_free(c);
 }
 
 /*
@@ -1698,8 +1697,6 @@ smtp_client_start(struct event_base *base,
 {
 	struct smtp_client *c = xcalloc(1, sizeof(*c));
 	const struct smtp_client_timeouts *t = &c->p.timeouts;
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
 
 	c->base = base;
 	client_set_params(c, params, cb, arg);
@@ -1709,20 +1706,7 @@ smtp_client_start(struct event_base *base,
 	if (c->timer == NULL || c->done_ev == NULL)
 		fatalx("evtimer_new failed");
 
-	if (c->p.addr != NULL && c->p.addr->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)c->p.addr;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		port = ntohs(s4->sin_port);
-		snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
-	} else if (c->p.addr != NULL && c->p.addr->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)c->p.addr;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		port = ntohs(s6->sin6_port);
-		snprintf(c->peer, sizeof(c->peer), "[%s]:%u", host, port);
-	} else
-		snprintf(c->peer, sizeof(c->peer), "?");
+	sockaddr_text(c->p.addr, c->peer, sizeof(c->peer));
 
 	if (!client_begin_transaction(c))
 		return c;
@@ -1811,7 +1795,6 @@ smtp_client_park(struct smtp_client *c, smtp_client_closed_cb closed,
 	c->closed_arg = arg;
 	/* The earlier params' strings belong to a finished delivery. */
 	kept.timeouts = c->p.timeouts;
-	kept.reuse = true;
 	c->p = kept;
 	if (c->idle_broken)
 		client_finish(c);
