@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -90,30 +89,6 @@ control_msg(struct queue_server *qs, const char *id)
 	return m;
 }
 
-/* Every envelope in queue/ becomes known to the scheduler. */
-static void
-control_scan(struct queue_server *qs)
-{
-	struct dirent *de;
-	char id[17];
-	DIR *d;
-
-	if ((d = opendir(qs->queue_dir)) == NULL) {
-		log_warn("queue: control: scanning %s", qs->queue_dir);
-		return;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (strlen(de->d_name) != 16 + 4 ||
-		    strcmp(de->d_name + 16, ".env") != 0)
-			continue;
-		memcpy(id, de->d_name, 16);
-		id[16] = '\0';
-		if (queue_id_valid(id))
-			queue_msg_add(qs, id, 0);
-	}
-	closedir(d);
-}
-
 static void
 control_flush(struct queue_control *qc, const char *id, char *reply,
     size_t replysize)
@@ -139,10 +114,7 @@ control_flush(struct queue_control *qc, const char *id, char *reply,
 		snprintf(reply, replysize, "ok flush %s: due now", id);
 		return;
 	}
-	TAILQ_FOREACH(m, &qs->msgs, entry)
-		queue_msg_due_now(qs, m);
-	control_scan(qs);
-	queue_kick(qs);
+	queue_flush_all(qs);
 	TAILQ_FOREACH(m, &qs->msgs, entry) {
 		if (m->attempt != NULL)
 			running++;

@@ -99,7 +99,6 @@ struct queue_server {
 	/* Removals of finished messages share one fsync of queue/ within
 	 * QUEUE_DIR_SYNC_MS (queue_store.c). */
 	struct event *dir_sync;
-	bool dir_sync_pending;
 };
 
 /* queue_server.c */
@@ -123,6 +122,9 @@ struct queue_msg *queue_msg_lookup(struct queue_server *qs, const char *id);
 void queue_msg_forget(struct queue_server *qs, struct queue_msg *m);
 /* m is due now (a flush); a running attempt is not disturbed. */
 void queue_msg_due_now(struct queue_server *qs, struct queue_msg *m);
+/* `queue flush` and SIGUSR1: every message due now, queue/ scanned for
+ * any not known yet, and the due ones started. */
+void queue_flush_all(struct queue_server *qs);
 
 /*
  * queue_pickup.c: the local submission socket of `tegami sendmail`

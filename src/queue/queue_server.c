@@ -285,6 +285,17 @@ queue_scan(struct queue_server *qs)
 	closedir(d);
 }
 
+void
+queue_flush_all(struct queue_server *qs)
+{
+	struct queue_msg *m;
+
+	TAILQ_FOREACH(m, &qs->msgs, entry)
+		queue_msg_due_now(qs, m);
+	queue_scan(qs);
+	queue_kick(qs);
+}
+
 static void
 queue_inotify_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -529,11 +540,8 @@ queue_signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (sig == SIGUSR1) {
-		/* `tegami queue flush`: every message is due now. */
 		log_info("queue: flush");
-		TAILQ_FOREACH(m, &qs->msgs, entry)
-			queue_msg_due_now(qs, m);
-		queue_scan(qs);
+		queue_flush_all(qs);
 		return;
 	}
 	if (config_load(qs->config_path, &cfg, err, sizeof(err)) < 0 ||

@@ -192,12 +192,9 @@ queue_inject(struct queue_server *qs, const char *content, size_t len,
 	return 0;
 }
 
-void
-queue_dir_sync_flush(struct queue_server *qs)
+static void
+queue_dir_sync(struct queue_server *qs)
 {
-	if (!qs->dir_sync_pending)
-		return;
-	qs->dir_sync_pending = false;
 	if (qs->dir_sync != NULL)
 		evtimer_del(qs->dir_sync);
 	if (fsync_dir(qs->queue_dir) < 0)
@@ -205,18 +202,25 @@ queue_dir_sync_flush(struct queue_server *qs)
 }
 
 void
+queue_dir_sync_flush(struct queue_server *qs)
+{
+	/* The timer is pending exactly while a removal waits for it. */
+	if (qs->dir_sync != NULL && evtimer_pending(qs->dir_sync, NULL))
+		queue_dir_sync(qs);
+}
+
+void
 queue_dir_sync_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	queue_dir_sync_flush(arg);
+	queue_dir_sync(arg);
 }
 
 void
 queue_remove(struct queue_server *qs, const char *id, bool sync_now)
 {
 	struct timeval soon = { 0, QUEUE_DIR_SYNC_MS * 1000 };
-
 	char path[PATH_MAX];
 
 	/* The envelope first: without it the message is not queued. */
@@ -226,11 +230,8 @@ queue_remove(struct queue_server *qs, const char *id, bool sync_now)
 	if (queue_path(qs, id, "msg", path, sizeof(path)) == 0 &&
 	    unlink(path) < 0 && errno != ENOENT)
 		log_warn("queue: unlink %s", path);
-	if (sync_now || qs->dir_sync == NULL) {
-		qs->dir_sync_pending = true;
-		queue_dir_sync_flush(qs);
-	} else if (!qs->dir_sync_pending) {
-		qs->dir_sync_pending = true;
+	if (sync_now || qs->dir_sync == NULL)
+		queue_dir_sync(qs);
+	else if (!evtimer_pending(qs->dir_sync, NULL))
 		evtimer_add(qs->dir_sync, &soon);
-	}
 }
