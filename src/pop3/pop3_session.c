@@ -104,7 +104,7 @@ pop3_close(struct pop3_session *s, const char *reply)
 {
 	if (s->state == POP3_STATE_CLOSING)
 		return;
-	if (s->disk_busy) {
+	if (s->state == POP3_STATE_DISK) {
 		/* A disk thread uses the mailbox: after it. */
 		s->close_after_disk = reply;
 		return;
@@ -137,7 +137,8 @@ pop3_disk_done(struct commit_job *job)
 {
 	struct pop3_session *s = job->owner;
 
-	s->disk_busy = false;
+	/* then leaves POP3_STATE_DISK before it may close (orphaned: it
+	 * only logs, and the session is freed here). */
 	s->disk_then(s);
 	if (s->disk_orphaned) {
 		pop3_free(s);
@@ -161,7 +162,6 @@ pop3_disk_start(struct pop3_session *s, void (*run)(struct commit_job *job),
 	s->disk.run = run;
 	s->disk.task_done = pop3_disk_done;
 	s->disk_then = then;
-	s->disk_busy = true;
 	pop3_set_state(s, POP3_STATE_DISK);
 	commit_submit(s->srv->commit, &s->disk);
 }
@@ -381,7 +381,7 @@ pop3_io_event(void *arg, enum io_event ev)
 	case IO_EVENT_TIMEOUT:
 		/* The disk thread's work ends by itself; the client waits
 		 * for its reply. */
-		if (s->disk_busy)
+		if (s->state == POP3_STATE_DISK)
 			return;
 		/* RFC 1939 3: an autologout timer ends the session without
 		 * the UPDATE state: nothing is deleted. */
@@ -396,7 +396,7 @@ pop3_io_event(void *arg, enum io_event ev)
 		    s->state == POP3_STATE_SENDING)
 			log_info("session=%s connection lost before QUIT: "
 			    "nothing deleted", s->id);
-		if (s->disk_busy) {
+		if (s->state == POP3_STATE_DISK) {
 			/* Freed when the disk thread is done with it; a QUIT
 			 * in progress still completes. */
 			s->disk_orphaned = true;

@@ -83,7 +83,6 @@ struct pop3_session {
 	 */
 	struct commit_job disk;
 	void (*disk_then)(struct pop3_session *s);
-	bool disk_busy;
 	bool disk_orphaned;		/* the connection ended meanwhile */
 	const char *close_after_disk;	/* pop3_close asked meanwhile */
 	struct pop3_disk_work {
