@@ -554,6 +554,24 @@ class TegamiServer:
         kw.setdefault("server_hostname", self.hostname)
         return SMTPConn(self.submissions_port, **kw)
 
+    def submit(self, user, password, rcpts, msg, sender=None):
+        """One message through port 465 with AUTH PLAIN as user, over
+        DATA (msg ends in CRLF and is dot-stuffed here); MAIL FROM is
+        sender, the user's own address when None ("" for <>). Returns
+        the queue id."""
+        with self.connect_submissions() as c:
+            c.ehlo()
+            expect(c.auth_plain(user, password), "235 2.7.0")
+            expect(c.cmd("MAIL FROM:<%s>" % (user if sender is None
+                                            else sender)), "250 ")
+            for r in rcpts:
+                expect(c.cmd("RCPT TO:<%s>" % r), "250 ")
+            expect(c.cmd("DATA"), "354 ")
+            c.send(dot_stuff(msg))
+            qid = queued_id(c.reply())
+            expect(c.cmd("QUIT"), "221 ")
+        return qid
+
 
 def _is_zombie(pid):
     try:

@@ -15,7 +15,6 @@ import pytest
 
 import tegami_harness as th
 from fake_mx import FakeMX
-from tegami_harness import expect
 
 A_IP = "127.0.0.31"       # the sender
 B_IP = "127.0.0.32"       # a tegami with STARTTLS (its own CA)
@@ -140,17 +139,7 @@ def set_routes(srv, text, ok=True):
 
 def submit(srv, rcpts, body, user=ALICE, password=ALICE_PW):
     """Through A's submissions port; returns the queue id."""
-    with srv.connect_submissions() as c:
-        c.ehlo()
-        expect(c.auth_plain(user, password), "235 2.7.0")
-        expect(c.cmd("MAIL FROM:<%s>" % user), "250 ")
-        for r in rcpts:
-            expect(c.cmd("RCPT TO:<%s>" % r), "250 ")
-        expect(c.cmd("DATA"), "354 ")
-        c.send(body + b".\r\n")
-        qid = th.queued_id(c.reply())
-        expect(c.cmd("QUIT"), "221 ")
-        return qid
+    return srv.submit(user, password, rcpts, body)
 
 
 def wait_for_mail(srv, needle, timeout=DELIVERY_WAIT):

@@ -311,18 +311,8 @@ def token(name):
 
 def submit(srv, rcpts, content, sender=ALICE):
     """Through submission (465, AUTH PLAIN as alice) over DATA, the
-    content dot-stuffed here; returns the queue id."""
-    with srv.connect_submissions() as c:
-        c.ehlo()
-        expect(c.auth_plain(ALICE, ALICE_PW), "235 2.7.0")
-        expect(c.cmd("MAIL FROM:<%s>" % sender), "250 ")
-        for r in rcpts:
-            expect(c.cmd("RCPT TO:<%s>" % r), "250 ")
-        expect(c.cmd("DATA"), "354 ")
-        c.send(th.dot_stuff(content))
-        qid = th.queued_id(c.reply())
-        expect(c.cmd("QUIT"), "221 ")
-    return qid
+    content dot-stuffed; returns the queue id."""
+    return srv.submit(ALICE, ALICE_PW, rcpts, content, sender=sender)
 
 
 def message(tok, to=RCPT, body=b"body\r\n"):

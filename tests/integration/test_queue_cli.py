@@ -17,7 +17,6 @@ import time
 import pytest
 
 import tegami_harness as th
-from tegami_harness import expect
 
 A_IP = "127.0.0.2"
 SILENT_IP = "127.0.0.10"    # accepts on port 25 and never says a word
@@ -97,18 +96,9 @@ def silent():
 
 
 def submit(srv, rcpts, body, sender=ALICE):
-    """Through submission as alice; returns the queue id."""
-    with srv.connect_submissions() as c:
-        c.ehlo()
-        expect(c.auth_plain(ALICE, ALICE_PW), "235 2.7.0")
-        expect(c.cmd("MAIL FROM:<%s>" % sender), "250 ")
-        for r in rcpts:
-            expect(c.cmd("RCPT TO:<%s>" % r), "250 ")
-        expect(c.cmd("DATA"), "354 ")
-        c.send(th.dot_stuff(body))
-        qid = th.queued_id(c.reply())
-        expect(c.cmd("QUIT"), "221 ")
-    return qid
+    """Through submission (465, AUTH PLAIN as alice) over DATA, the
+    content dot-stuffed; returns the queue id."""
+    return srv.submit(ALICE, ALICE_PW, rcpts, body, sender=sender)
 
 
 def token_message(token, to="x@unreach.test"):
