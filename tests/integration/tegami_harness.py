@@ -776,13 +776,17 @@ class LineConn:
 
     def read_until_closed(self, timeout=HANG):
         """Everything the server sends until it closes (bounded); raises if
-        it does not close in time."""
+        it does not close in time, or (on a socket made with
+        suppress_ragged_eofs=False) if TLS ends without close_notify."""
         deadline = time.monotonic() + timeout
         while not self.eof:
             try:
                 self._fill(deadline)
             except Closed:
                 break
+            except ssl.SSLEOFError as e:
+                raise AssertionError("TLS ended without close_notify "
+                                     "(pending %r): %s" % (self.buf, e))
         data, self.buf = self.buf, b""
         return data
 

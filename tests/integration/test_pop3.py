@@ -188,19 +188,6 @@ class POP3Conn(th.LineConn):
         return r, [unstuff_line(l).decode("utf-8", "replace")
                    for l in lines]
 
-    def read_until_closed(self, timeout=th.HANG):
-        deadline = time.monotonic() + timeout
-        while not self.eof:
-            try:
-                self._fill(deadline)
-            except Closed:
-                break
-            except ssl.SSLEOFError as e:
-                raise AssertionError("TLS ended without close_notify "
-                                     "(pending %r): %s" % (self.buf, e))
-        data, self.buf = self.buf, b""
-        return data
-
     def assert_closed(self, timeout=th.HANG):
         """The server closes the connection with nothing more sent."""
         rest = self.read_until_closed(timeout)

@@ -42,24 +42,6 @@ mx.down.test A %(down)s
 # Fixtures and helpers
 # ---------------------------------------------------------------------------
 
-def _check_stopped(servers):
-    problems = []
-    for s in servers:
-        if s.proc is not None and s.proc.poll() is not None and \
-                not s.intentionally_dead:
-            problems.append("%s died with %s" % (s.dir, s.proc.returncode))
-        s.stop()
-        reports = s.sanitizer_reports()
-        if reports:
-            problems.append("sanitizer reports in %s:\n%s" % (
-                s.log_path, "\n".join(reports[:20])))
-        if problems:
-            s.failed = True
-            problems.append(s.log_tail(60))
-        s.cleanup()
-    return problems
-
-
 @pytest.fixture(scope="module")
 def servers(dns):
     common = ["resolver = " + dns, "queue_retry_min = 1s",
@@ -80,7 +62,7 @@ def servers(dns):
             s.cleanup()
         raise
     yield a, b
-    problems = _check_stopped([a, b])
+    problems = th.finish_servers([a, b])
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 
