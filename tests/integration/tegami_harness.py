@@ -90,6 +90,26 @@ def find_port_base():
     raise RuntimeError("no free port base in 10000..31000")
 
 
+def read_text(path):
+    """A log file's text so far ("" while it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def stop_process(proc, timeout=HANG):
+    """SIGTERM, then SIGKILL if proc is still there after timeout."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
 def run_tegami(args, conf=None, input=None, timeout=60, check=False):
     """Runs the binary once; returns CompletedProcess with bytes output."""
     cmd = [TEGAMI_BIN]
@@ -477,11 +497,7 @@ class TegamiServer:
 
     # --- logs -------------------------------------------------------
     def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
     def log_tail(self, n=40):
         lines = self.log_text().splitlines()

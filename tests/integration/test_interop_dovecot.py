@@ -123,13 +123,7 @@ service pop3-login {{
         if self.proc is None:
             return
         pids = process_tree(self.proc.pid)
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(th.HANG)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(th.HANG)
+        th.stop_process(self.proc)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(
                 os.path.exists("/proc/%d" % p) and not th._is_zombie(p)

@@ -124,13 +124,8 @@ class SmtpSink:
             time.sleep(0.05)
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(th.HANG)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(th.HANG)
+        if self.proc is not None:
+            th.stop_process(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -141,11 +136,7 @@ class SmtpSink:
             shutil.rmtree(self.dump_dir, ignore_errors=True)
 
     def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return th.read_text(self.log_path)
 
     def count(self, command):
         """How many times the -v log shows command (e.g. "DATA", ".")
