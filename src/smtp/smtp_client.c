@@ -1218,26 +1218,34 @@ client_input_clean(struct smtp_client *c)
 	return false;
 }
 
+/* DATA or BDAT: the read buffer, fresh line-end state, and data_block
+ * restarted whenever the peer takes some of the content. */
+static void
+client_content_begin(struct smtp_client *c)
+{
+	if (c->block == NULL)
+		c->block = xmalloc(SMTP_CLIENT_BLOCK_SIZE);
+	smtp_client_dotstuff_init(&c->stuff);
+	c->data_off = 0;
+	c->drain_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
+	    client_drained, c);
+	if (c->drain_cb == NULL)
+		fatalx("evbuffer_add_cb failed");
+}
+
 static void
 client_start_bdat(struct smtp_client *c)
 {
 	if (!client_input_clean(c))
 		return;
-	if (c->block == NULL)
-		c->block = xmalloc(SMTP_CLIENT_BLOCK_SIZE);
 	if (c->chunk == NULL)
 		c->chunk = xmalloc(SMTP_CLIENT_BLOCK_SIZE);
 	log_debug("smtp_client: peer=%s content by BDAT%s", c->peer,
 	    c->pipelining ? ", pipelined" : "");
-	smtp_client_dotstuff_init(&c->stuff);
-	c->data_off = 0;
+	client_content_begin(c);
 	c->bdat_unanswered = 0;
 	c->bdat_last_sent = false;
 	c->bdat_refused = false;
-	c->drain_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
-	    client_drained, c);
-	if (c->drain_cb == NULL)
-		fatalx("evbuffer_add_cb failed");
 	client_bdat_fill(c);
 }
 
@@ -1287,16 +1295,9 @@ client_bdat_reply(struct smtp_client *c, const struct smtp_reply *r)
 static void
 client_start_content(struct smtp_client *c)
 {
-	if (c->block == NULL)
-		c->block = xmalloc(SMTP_CLIENT_BLOCK_SIZE);
-	smtp_client_dotstuff_init(&c->stuff);
-	c->data_off = 0;
+	client_content_begin(c);
 	client_set_state(c, CS_CONTENT);
 	bufferevent_setwatermark(c->bev, EV_WRITE, SMTP_CLIENT_OUT_LOW, 0);
-	c->drain_cb = evbuffer_add_cb(bufferevent_get_output(c->bev),
-	    client_drained, c);
-	if (c->drain_cb == NULL)
-		fatalx("evbuffer_add_cb failed");
 	client_fill_content(c);
 }
 
@@ -1661,7 +1662,6 @@ client_begin_transaction(struct smtp_client *c)
 	c->mail_failed = false;
 	c->n_accepted = 0;
 	c->peer_decided = false;
-	c->data_off = 0;
 	c->result.try_next_host = false;
 	c->result.reusable = false;
 	c->result.error[0] = '\0';
