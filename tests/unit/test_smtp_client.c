@@ -44,9 +44,13 @@
 
 /* Dot-stuffing */
 
-/* An independent reference: split into lines, stuff, join with CR LF. */
+/*
+ * An independent reference: split into lines, join with CR LF; with
+ * stuff, double a leading dot and end with the final dot (DATA), else
+ * not (BDAT).
+ */
 static size_t
-ref_stuff(const char *in, size_t len, char *out)
+ref_lines(const char *in, size_t len, char *out, bool stuff)
 {
 	size_t i = 0, o = 0, start;
 
@@ -54,7 +58,7 @@ ref_stuff(const char *in, size_t len, char *out)
 		start = i;
 		while (i < len && in[i] != '\r' && in[i] != '\n')
 			i++;
-		if (in[start] == '.' && start < i)
+		if (stuff && in[start] == '.' && start < i)
 			out[o++] = '.';
 		memcpy(out + o, in + start, i - start);
 		o += i - start;
@@ -65,8 +69,23 @@ ref_stuff(const char *in, size_t len, char *out)
 		else if (i < len)
 			i++;
 	}
-	memcpy(out + o, ".\r\n", 3);
-	return o + 3;
+	if (stuff) {
+		memcpy(out + o, ".\r\n", 3);
+		o += 3;
+	}
+	return o;
+}
+
+static size_t
+ref_stuff(const char *in, size_t len, char *out)
+{
+	return ref_lines(in, len, out, true);
+}
+
+static size_t
+ref_crlf(const char *in, size_t len, char *out)
+{
+	return ref_lines(in, len, out, false);
 }
 
 /*
@@ -102,56 +121,70 @@ feed_split(bool crlf_only, const char *in, size_t len, const size_t *cuts,
 	return o + n;
 }
 
-static size_t
-stuff_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
-    char *out)
-{
-	return feed_split(false, in, len, cuts, ncuts, out);
-}
-
+/*
+ * The DATA dot-stuffer (or, with crlf_only, BDAT's line-end repair) on
+ * in: the golden output want when given, the reference's, and the same
+ * whatever the cuts: every single cut, every pair, and byte by byte.
+ */
 static void
-check_stuff(const char *in, size_t len, const char *want, size_t wlen)
+check_split(bool crlf_only, const char *in, size_t len, const char *want,
+    size_t wlen)
 {
 	char out[512], ref[512];
 	size_t cuts[64], n, i, j;
 
-	n = stuff_split(in, len, NULL, 0, out);
+	n = feed_split(crlf_only, in, len, NULL, 0, out);
 	if (want != NULL && (n != wlen || memcmp(out, want, n) != 0)) {
-		fprintf(stderr, "  dotstuff golden mismatch for %zu bytes\n",
-		    len);
+		fprintf(stderr, "  %s golden mismatch for %zu bytes\n",
+		    crlf_only ? "crlf" : "dotstuff", len);
 		CHECK(!"golden");
 	}
-	CHECK(ref_stuff(in, len, ref) == n && memcmp(ref, out, n) == 0);
-	/* Every single cut, every pair of cuts, and byte by byte. */
+	CHECK(ref_lines(in, len, ref, !crlf_only) == n &&
+	    memcmp(ref, out, n) == 0);
 	for (i = 1; i < len; i++) {
 		cuts[0] = i;
-		CHECK(stuff_split(in, len, cuts, 1, out) == n &&
+		CHECK(feed_split(crlf_only, in, len, cuts, 1, out) == n &&
 		    memcmp(ref, out, n) == 0);
 		for (j = i + 1; j < len; j++) {
 			cuts[1] = j;
-			CHECK(stuff_split(in, len, cuts, 2, out) == n &&
-			    memcmp(ref, out, n) == 0);
+			CHECK(feed_split(crlf_only, in, len, cuts, 2, out) ==
+			    n && memcmp(ref, out, n) == 0);
 		}
 	}
 	for (i = 1; i < len && i <= 64; i++)
 		cuts[i - 1] = i;
 	if (len > 1 && len <= 64) {
-		CHECK(stuff_split(in, len, cuts, len - 1, out) == n &&
-		    memcmp(ref, out, n) == 0);
+		CHECK(feed_split(crlf_only, in, len, cuts, len - 1, out) ==
+		    n && memcmp(ref, out, n) == 0);
 	}
 }
 
-#define STUFF(in, want) check_stuff(in, sizeof(in) - 1, want, \
+/* count random inputs of up to 39 bytes from ".", CR, LF and "a". */
+static void
+check_random(bool crlf_only, unsigned seed, int count)
+{
+	static const char alphabet[] = ".\r\na";
+	char in[40];
+	size_t j, len;
+	int i;
+
+	for (i = 0; i < count; i++) {
+		len = (seed = seed * 1103515245 + 12345) >> 16;
+		len %= sizeof(in);
+		for (j = 0; j < len; j++) {
+			seed = seed * 1103515245 + 12345;
+			in[j] = alphabet[(seed >> 16) % 4];
+		}
+		check_split(crlf_only, in, len, NULL, 0);
+	}
+}
+
+#define STUFF(in, want) check_split(false, in, sizeof(in) - 1, want, \
     sizeof(want) - 1)
 
 static void
 test_dotstuff(void)
 {
-	static const char alphabet[] = ".\r\na";
-	char in[40];
-	size_t i, j, len;
-	unsigned seed = 12345;
-
 	STUFF("", ".\r\n");
 	STUFF("a", "a\r\n.\r\n");
 	STUFF("a\r\n", "a\r\n.\r\n");
@@ -176,15 +209,7 @@ test_dotstuff(void)
 	STUFF("\n\n\n\n", "\r\n\r\n\r\n\r\n.\r\n");
 	STUFF("\r.\r.\r.", "\r\n..\r\n..\r\n..\r\n.\r\n");
 
-	for (i = 0; i < 3000; i++) {
-		len = (seed = seed * 1103515245 + 12345) >> 16;
-		len %= sizeof(in);
-		for (j = 0; j < len; j++) {
-			seed = seed * 1103515245 + 12345;
-			in[j] = alphabet[(seed >> 16) % 4];
-		}
-		check_stuff(in, len, NULL, 0);
-	}
+	check_random(false, 12345, 3000);
 }
 
 /* Sessions: delivery */
@@ -341,33 +366,52 @@ big_message(size_t size, size_t *len_r)
 	return m;
 }
 
-static void
-test_big_message(bool tls)
+/*
+ * A session that sends a big_message of size bytes to n_rcpts of rcpts3
+ * (over verified STARTTLS when tls) to a peer running script. *want_r
+ * (*wlen_r bytes, to be freed) is what the peer must store: the message
+ * through ref. Returns the peer's record.
+ */
+static char *
+big_session(size_t size, bool tls, const char *script, size_t n_rcpts,
+    size_t (*ref)(const char *, size_t, char *), struct run *run,
+    struct peer *pe, char **want_r, size_t *wlen_r)
 {
 	struct smtp_client_params p;
-	struct peer pe;
-	struct run run;
-	char *rec, *m, *want;
-	size_t len, wlen;
+	char *m, *rec;
+	size_t len;
 
-	m = big_message(tls ? 1500000 : 3000000, &len);
-	want = xmalloc(2 * len + 8);
-	wlen = ref_stuff(m, len, want);
-	params_init(&p, 0, rcpts1, 1);
+	m = big_message(size, &len);
+	*want_r = xmalloc(2 * len + 8);
+	*wlen_r = ref(m, len, *want_r);
+	params_init(&p, 0, rcpts3, n_rcpts);
 	p.msg_fd = msg_file(m, len);
 	p.msg_size = len;
 	if (tls) {
 		p.tls = SMTP_TLS_VERIFY;
 		p.tls_ctx = ctx_ca;
 	}
-	rec = session("{'ehlo': ['250-peer.test', '250-STARTTLS', "
-	    "'250 PIPELINING'], 'ehlo_tls': ['250-peer.test', "
-	    "'250 PIPELINING']}", &p, &run, &pe);
+	rec = session(script, &p, run, pe);
+	close(p.msg_fd);
+	free(m);
+	return rec;
+}
+
+static void
+test_big_message(bool tls)
+{
+	struct peer pe;
+	struct run run;
+	char *rec, *want;
+	size_t wlen;
+
+	rec = big_session(tls ? 1500000 : 3000000, tls, "{'ehlo': "
+	    "['250-peer.test', '250-STARTTLS', '250 PIPELINING'], "
+	    "'ehlo_tls': ['250-peer.test', '250 PIPELINING']}", 1, ref_stuff,
+	    &run, &pe, &want, &wlen);
 	check_all(&run, 1, SMTP_RCPT_DELIVERED, 250);
 	CHECK(run.res.tls == tls && run.res.verified == tls);
 	CHECK(data_is(&pe, want, wlen));
-	close(p.msg_fd);
-	free(m);
 	free(want);
 	free(rec);
 }
@@ -554,68 +598,12 @@ test_final_refused(void)
 #define EHLO_CHUNKING_PIPE "'ehlo': ['250-peer.test', '250-PIPELINING', " \
     "'250 CHUNKING']"
 
-/* The reference for BDAT content: ref_stuff without stuffing or dot. */
-static size_t
-ref_crlf(const char *in, size_t len, char *out)
-{
-	size_t i = 0, o = 0, start;
-
-	while (i < len) {
-		start = i;
-		while (i < len && in[i] != '\r' && in[i] != '\n')
-			i++;
-		memcpy(out + o, in + start, i - start);
-		o += i - start;
-		out[o++] = '\r';
-		out[o++] = '\n';
-		if (i + 1 < len && in[i] == '\r' && in[i + 1] == '\n')
-			i += 2;
-		else if (i < len)
-			i++;
-	}
-	return o;
-}
-
-static size_t
-crlf_split(const char *in, size_t len, const size_t *cuts, size_t ncuts,
-    char *out)
-{
-	return feed_split(true, in, len, cuts, ncuts, out);
-}
-
-static void
-check_crlf(const char *in, size_t len, const char *want, size_t wlen)
-{
-	char out[512], ref[512];
-	size_t cuts[2], n, i, j;
-
-	n = crlf_split(in, len, NULL, 0, out);
-	if (want != NULL && (n != wlen || memcmp(out, want, n) != 0))
-		CHECK(!"crlf golden");
-	CHECK(ref_crlf(in, len, ref) == n && memcmp(ref, out, n) == 0);
-	for (i = 1; i < len; i++) {
-		cuts[0] = i;
-		CHECK(crlf_split(in, len, cuts, 1, out) == n &&
-		    memcmp(ref, out, n) == 0);
-		for (j = i + 1; j < len; j++) {
-			cuts[1] = j;
-			CHECK(crlf_split(in, len, cuts, 2, out) == n &&
-			    memcmp(ref, out, n) == 0);
-		}
-	}
-}
-
-#define CRLF(in, want) check_crlf(in, sizeof(in) - 1, want, \
+#define CRLF(in, want) check_split(true, in, sizeof(in) - 1, want, \
     sizeof(want) - 1)
 
 static void
 test_crlf(void)
 {
-	static const char alphabet[] = ".\r\na";
-	char in[40];
-	size_t i, j, len;
-	unsigned seed = 54321;
-
 	CRLF("", "");
 	CRLF("a", "a\r\n");
 	CRLF(".", ".\r\n");
@@ -626,15 +614,7 @@ test_crlf(void)
 	CRLF("\r", "\r\n");
 	CRLF("a\r\r\nb", "a\r\n\r\nb\r\n");
 	CRLF("\r.\r.\r.", "\r\n.\r\n.\r\n.\r\n");
-	for (i = 0; i < 2000; i++) {
-		len = (seed = seed * 1103515245 + 12345) >> 16;
-		len %= sizeof(in);
-		for (j = 0; j < len; j++) {
-			seed = seed * 1103515245 + 12345;
-			in[j] = alphabet[(seed >> 16) % 4];
-		}
-		check_crlf(in, len, NULL, 0);
-	}
+	check_random(true, 54321, 2000);
 }
 
 /* The BDAT commands the peer saw. */
@@ -752,26 +732,16 @@ test_bdat_wire(void)
 static void
 test_bdat_big(bool tls)
 {
-	struct smtp_client_params p;
 	struct bdat_rec b;
 	struct peer pe;
 	struct run run;
-	char *rec, *m, *want;
-	size_t len, wlen;
+	char *rec, *want;
+	size_t wlen;
 
-	m = big_message(tls ? 700000 : 1500000, &len);
-	want = xmalloc(2 * len + 8);
-	wlen = ref_crlf(m, len, want);
-	params_init(&p, 0, rcpts3, 2);
-	p.msg_fd = msg_file(m, len);
-	p.msg_size = len;
-	if (tls) {
-		p.tls = SMTP_TLS_VERIFY;
-		p.tls_ctx = ctx_ca;
-	}
-	rec = session("{'ehlo': ['250-peer.test', '250-STARTTLS', "
-	    "'250 CHUNKING'], 'ehlo_tls': ['250-peer.test', "
-	    "'250-PIPELINING', '250 CHUNKING']}", &p, &run, &pe);
+	rec = big_session(tls ? 700000 : 1500000, tls, "{'ehlo': "
+	    "['250-peer.test', '250-STARTTLS', '250 CHUNKING'], 'ehlo_tls': "
+	    "['250-peer.test', '250-PIPELINING', '250 CHUNKING']}", 2,
+	    ref_crlf, &run, &pe, &want, &wlen);
 	check_all(&run, 2, SMTP_RCPT_DELIVERED, 250);
 	CHECK(run.res.tls == tls);
 	CHECK(data_is(&pe, want, wlen));
@@ -782,8 +752,6 @@ test_bdat_big(bool tls)
 	CHECK(b.max <= 65536);
 	CHECK(b.total == wlen);
 	CHECK(!rec_has(rec, "\nDATA "));
-	close(p.msg_fd);
-	free(m);
 	free(want);
 	free(rec);
 }
