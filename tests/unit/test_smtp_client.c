@@ -294,11 +294,14 @@ test_byte_by_byte_replies(void)
 	free(rec);
 }
 
+/* Dot lines, bare LF and CR, and no final line end, for DATA and BDAT. */
+#define WIRE_CONTENT ".\r\n..\r\n.x\r\nx.\r\n\r\n.\r\n" \
+    "bare\n.\nlf\r.\rcr\r\n. \r\nlast"
+
 static void
 test_dotstuff_wire(void)
 {
-	static const char content[] = ".\r\n..\r\n.x\r\nx.\r\n\r\n.\r\n"
-	    "bare\n.\nlf\r.\rcr\r\n. \r\nlast";
+	static const char content[] = WIRE_CONTENT;
 	static const char want[] = "..\r\n...\r\n..x\r\nx.\r\n\r\n..\r\n"
 	    "bare\r\n..\r\nlf\r\n..\r\ncr\r\n.. \r\nlast\r\n.\r\n";
 	struct smtp_client_params p;
@@ -652,8 +655,7 @@ rec_bdat(const char *rec, struct bdat_rec *b)
 static void
 test_bdat_wire(void)
 {
-	static const char content[] = ".\r\n..\r\n.x\r\nx.\r\n\r\n.\r\n"
-	    "bare\n.\nlf\r.\rcr\r\n. \r\nlast";
+	static const char content[] = WIRE_CONTENT;
 	/* Line ends repaired, nothing stuffed, no final dot. */
 	static const char want[] = ".\r\n..\r\n.x\r\nx.\r\n\r\n.\r\n"
 	    "bare\r\n.\r\nlf\r\n.\r\ncr\r\n. \r\nlast\r\n";
