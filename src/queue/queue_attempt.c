@@ -407,11 +407,9 @@ job_client_done(void *arg, const struct smtp_client_result *res)
 	size_t i;
 
 	j->client = NULL;
-	if (res->reusable && a->qs->conncache != NULL)
+	if (res->reusable)
 		queue_conncache_put(a->qs->conncache, j->conn_key, client,
 		    j->conn_born, queue_now());
-	else if (res->reusable)
-		smtp_client_cancel(client);
 	/*
 	 * A kept connection that failed before the peer decided anything
 	 * was most likely closed while idle: the same address again on a
@@ -528,7 +526,7 @@ job_connect(void *arg)
 	p->eightbit = a->env.body != QUEUE_BODY_7BIT;
 	p->reuse = true;
 	queue_conncache_key(p, j->conn_key, sizeof(j->conn_key));
-	if (!j->conn_fresh && qs->conncache != NULL &&
+	if (!j->conn_fresh &&
 	    (j->client = queue_conncache_take(qs->conncache, j->conn_key,
 	    &j->conn_born)) != NULL) {
 		smtp_client_next(j->client, p, job_client_done, j);

@@ -95,7 +95,9 @@ struct queue_server {
 	bool stopping;
 	struct queue_pickup *pickup;	/* queue_pickup.c's state */
 	struct queue_control *control;	/* queue_control.c's state */
-	struct queue_conncache *conncache;	/* idle outbound sessions */
+	/* Idle outbound sessions; freed (NULL) only once every attempt is
+	 * cancelled, so an attempt always finds it. */
+	struct queue_conncache *conncache;
 	/* Removals of finished messages share one fsync of queue/ within
 	 * QUEUE_DIR_SYNC_MS (queue_store.c). */
 	struct event *dir_sync;
